@@ -1,0 +1,39 @@
+# clawgate — top-level build. Each subsystem owns a fragment in mk/*.mk that appends
+# to DEPS_TARGETS / TEST_TARGETS / BENCH_TARGETS, so parallel work never edits this file.
+CARGO      ?= cargo
+CACHE_DIR  ?= $(HOME)/.cache/clawgate
+export CACHE_DIR
+
+DEPS_TARGETS  :=
+TEST_TARGETS  := test-rust
+BENCH_TARGETS :=
+
+-include mk/*.mk
+
+.PHONY: all build run test deps test-rust lint bench fmt
+all: build
+
+build:
+	$(CARGO) build --release --bins
+
+## make run: build and start the gateway with embedded defaults (loopback, generated token).
+run: build
+	./target/release/clawgate run
+
+## make test: install what the suite needs, then run every suite.
+test: deps
+	$(MAKE) --no-print-directory $(TEST_TARGETS)
+
+deps: $(DEPS_TARGETS)
+
+test-rust:
+	$(CARGO) test --release --all-targets
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+bench: build $(BENCH_TARGETS)

@@ -1,0 +1,2 @@
+//! clawgate: a Tailscale-first gateway for the OpenClaw gateway protocol v4.
+#![forbid(unsafe_code)]
