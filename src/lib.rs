@@ -2,3 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod protocol;
+pub mod config;
+pub mod state;

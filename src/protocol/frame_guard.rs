@@ -27,6 +27,7 @@ pub struct FrameGuard {
     state: State,
     message_total: u64,
     armed: bool,
+    tripped: bool,
 }
 
 impl FrameGuard {
@@ -36,6 +37,7 @@ impl FrameGuard {
             state: State::Header { buf: [0; 14], have: 0 },
             message_total: 0,
             armed: true,
+            tripped: false,
         }
     }
 
@@ -50,6 +52,9 @@ impl FrameGuard {
 
     /// Feeds inbound bytes; `Err` as soon as a header announces too much payload.
     pub fn feed(&mut self, mut data: &[u8]) -> Result<(), TooLarge> {
+        if self.tripped && self.armed {
+            return Err(TooLarge);
+        }
         while self.armed && !data.is_empty() {
             match &mut self.state {
                 State::Payload { remaining } => {
@@ -66,7 +71,10 @@ impl FrameGuard {
                     data = &data[1..];
                     if let Some(len) = header_complete(&buf[..*have]) {
                         let (fin, opcode) = (buf[0] & 0x80 != 0, buf[0] & 0x0f);
-                        self.on_header(fin, opcode, len)?;
+                        if let Err(e) = self.on_header(fin, opcode, len) {
+                            self.tripped = true;
+                            return Err(e);
+                        }
                     }
                 }
             }
