@@ -1,6 +1,7 @@
 //! clawgate: a Tailscale-first gateway for the OpenClaw gateway protocol v4.
 #![forbid(unsafe_code)]
 
-pub mod protocol;
+pub mod auth;
 pub mod config;
+pub mod protocol;
 pub mod state;
