@@ -2,6 +2,11 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod identity;
 pub mod protocol;
+pub mod server;
 pub mod state;
+pub mod util;

@@ -60,13 +60,16 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
     let c = input.connect;
     let auth = c.auth();
     let device = match &c.params.device {
-        Some(proof) => Some(signature::verify(proof, &ProofContext {
-            params: &c.params,
-            role: c.role,
-            auth: &auth,
-            issued_nonce: input.issued_nonce,
-            now_ms: input.now_ms,
-        })?),
+        Some(proof) => Some(signature::verify(
+            proof,
+            &ProofContext {
+                params: &c.params,
+                role: c.role,
+                auth: &auth,
+                issued_nonce: input.issued_nonce,
+                now_ms: input.now_ms,
+            },
+        )?),
         None => None,
     };
     let method = match check_shared(input.auth, &auth) {
@@ -78,26 +81,45 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
             if f.counts() && !exempt {
                 limiter.record_failure(SCOPE_SHARED, &key, input.now);
             }
-            let can_retry = f == AuthFailure::TokenMismatch && device.is_some() && auth.token.is_some() && auth.device_token.is_none();
+            let can_retry = f == AuthFailure::TokenMismatch
+                && device.is_some()
+                && auth.token.is_some()
+                && auth.device_token.is_none();
             return Err(f.rejection(can_retry, auth.provided()));
         }
     };
     if c.role == Role::Node && device.is_none() {
-        return Err(Rejection::policy(WireError::new(crate::protocol::errors::ErrorCode::NotPaired, "device identity required").with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"}))));
+        return Err(Rejection::policy(
+            WireError::new(
+                crate::protocol::errors::ErrorCode::NotPaired,
+                "device identity required",
+            )
+            .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"})),
+        ));
     }
     let is_cli = c.client().id == "cli" && c.client().mode == "cli";
     let locality = t.locality(method != AuthMethod::None, is_cli);
     let scopes = effective_scopes(c, locality, method);
-    Ok(Admission { role: c.role, scopes, method, device, locality })
+    Ok(Admission {
+        role: c.role,
+        scopes,
+        method,
+        device,
+        locality,
+    })
 }
 
 fn origin_rejection() -> Rejection {
-    let error = WireError::invalid("origin not allowed").with_details(json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED"}));
+    let error = WireError::invalid("origin not allowed")
+        .with_details(json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED"}));
     Rejection::policy(error)
 }
 
 /// Shared-secret check for the configured mode.
-pub fn check_shared(cfg: &AuthSettings, offered: &crate::protocol::connect::ConnectAuth) -> Result<AuthMethod, AuthFailure> {
+pub fn check_shared(
+    cfg: &AuthSettings,
+    offered: &crate::protocol::connect::ConnectAuth,
+) -> Result<AuthMethod, AuthFailure> {
     match cfg.mode {
         AuthMode::None => Ok(AuthMethod::None),
         AuthMode::Token => {
@@ -106,15 +128,25 @@ pub fn check_shared(cfg: &AuthSettings, offered: &crate::protocol::connect::Conn
             if got.is_empty() {
                 return Err(AuthFailure::TokenMissing);
             }
-            secret_eq(got, expected.expose()).then_some(AuthMethod::Token).ok_or(AuthFailure::TokenMismatch)
+            secret_eq(got, expected.expose())
+                .then_some(AuthMethod::Token)
+                .ok_or(AuthFailure::TokenMismatch)
         }
         AuthMode::Password | AuthMode::TrustedProxy => {
-            let expected = cfg.password.as_ref().ok_or(AuthFailure::PasswordMissingConfig)?;
-            let got = offered.password.as_deref().ok_or(AuthFailure::PasswordMissing)?;
+            let expected = cfg
+                .password
+                .as_ref()
+                .ok_or(AuthFailure::PasswordMissingConfig)?;
+            let got = offered
+                .password
+                .as_deref()
+                .ok_or(AuthFailure::PasswordMissing)?;
             if got.is_empty() {
                 return Err(AuthFailure::PasswordMissing);
             }
-            secret_eq(got, expected.expose()).then_some(AuthMethod::Password).ok_or(AuthFailure::PasswordMismatch)
+            secret_eq(got, expected.expose())
+                .then_some(AuthMethod::Password)
+                .ok_or(AuthFailure::PasswordMismatch)
         }
     }
 }

@@ -42,19 +42,46 @@ impl AuthFailure {
     fn parts(self) -> (&'static str, &'static str, &'static str) {
         use AuthFailure::*;
         match self {
-            TokenMissing => ("token_missing", "AUTH_TOKEN_MISSING", "update_auth_configuration"),
-            TokenMissingConfig => ("token_missing_config", "AUTH_TOKEN_NOT_CONFIGURED", "update_auth_configuration"),
-            TokenMismatch => ("token_mismatch", "AUTH_TOKEN_MISMATCH", "update_auth_credentials"),
-            PasswordMissing => ("password_missing", "AUTH_PASSWORD_MISSING", "update_auth_configuration"),
-            PasswordMissingConfig => ("password_missing_config", "AUTH_PASSWORD_NOT_CONFIGURED", "update_auth_configuration"),
-            PasswordMismatch => ("password_mismatch", "AUTH_PASSWORD_MISMATCH", "update_auth_credentials"),
+            TokenMissing => (
+                "token_missing",
+                "AUTH_TOKEN_MISSING",
+                "update_auth_configuration",
+            ),
+            TokenMissingConfig => (
+                "token_missing_config",
+                "AUTH_TOKEN_NOT_CONFIGURED",
+                "update_auth_configuration",
+            ),
+            TokenMismatch => (
+                "token_mismatch",
+                "AUTH_TOKEN_MISMATCH",
+                "update_auth_credentials",
+            ),
+            PasswordMissing => (
+                "password_missing",
+                "AUTH_PASSWORD_MISSING",
+                "update_auth_configuration",
+            ),
+            PasswordMissingConfig => (
+                "password_missing_config",
+                "AUTH_PASSWORD_NOT_CONFIGURED",
+                "update_auth_configuration",
+            ),
+            PasswordMismatch => (
+                "password_mismatch",
+                "AUTH_PASSWORD_MISMATCH",
+                "update_auth_credentials",
+            ),
             RateLimited { .. } => ("rate_limited", "AUTH_RATE_LIMITED", "wait_then_retry"),
         }
     }
 
     /// Whether this failure counts toward the rate limiter (wrong credentials only).
     pub fn counts(self) -> bool {
-        matches!(self, AuthFailure::TokenMismatch | AuthFailure::PasswordMismatch)
+        matches!(
+            self,
+            AuthFailure::TokenMismatch | AuthFailure::PasswordMismatch
+        )
     }
 
     /// The wire rejection; `can_retry` is `canRetryWithDeviceToken`.
@@ -124,20 +151,36 @@ pub struct Transport {
 impl Transport {
     /// `direct_local`: loopback peer, no proxy evidence, not a proxy ingress.
     pub fn is_direct_local(&self) -> bool {
-        ratelimit::canonical_ip(self.peer).is_loopback() && !self.proxy_headers && !self.proxy_ingress
+        ratelimit::canonical_ip(self.peer).is_loopback()
+            && !self.proxy_headers
+            && !self.proxy_ingress
     }
 
     pub fn locality(&self, shared_secret_ok: bool, cli: bool) -> Locality {
         if self.is_direct_local() {
             return Locality::DirectLocal;
         }
-        let host_ok = self.host.as_deref().map(origin::host_part).is_some_and(|h| {
-            origin::is_loopback_host(&h)
-                || h.parse::<std::net::IpAddr>().is_ok_and(is_private_literal)
-        });
+        let host_ok = self
+            .host
+            .as_deref()
+            .map(origin::host_part)
+            .is_some_and(|h| {
+                origin::is_loopback_host(&h)
+                    || h.parse::<std::net::IpAddr>().is_ok_and(is_private_literal)
+            });
         let loopback_peer = ratelimit::canonical_ip(self.peer).is_loopback();
-        if shared_secret_ok && !self.proxy_headers && !self.proxy_ingress && self.origin.is_none() && loopback_peer && host_ok {
-            return if cli { Locality::CliContainerLocal } else { Locality::SharedSecretLoopbackLocal };
+        if shared_secret_ok
+            && !self.proxy_headers
+            && !self.proxy_ingress
+            && self.origin.is_none()
+            && loopback_peer
+            && host_ok
+        {
+            return if cli {
+                Locality::CliContainerLocal
+            } else {
+                Locality::SharedSecretLoopbackLocal
+            };
         }
         Locality::Remote
     }
@@ -175,12 +218,18 @@ mod tests {
         assert!(r.error.message.starts_with("unauthorized"));
         assert_eq!(r.close_reason, r.error.message);
         let r = AuthFailure::TokenMismatch.rejection(true, "token");
-        assert_eq!(r.error.details.unwrap()["recommendedNextStep"], "retry_with_device_token");
+        assert_eq!(
+            r.error.details.unwrap()["recommendedNextStep"],
+            "retry_with_device_token"
+        );
     }
 
     #[test]
     fn rate_limited_has_retry_after() {
-        let r = AuthFailure::RateLimited { retry_after_ms: 287_000 }.rejection(false, "token");
+        let r = AuthFailure::RateLimited {
+            retry_after_ms: 287_000,
+        }
+        .rejection(false, "token");
         assert_eq!(r.error.retry_after_ms, Some(287_000));
         assert_eq!(r.error.retryable, Some(true));
         assert_eq!(r.error.detail_code(), Some("AUTH_RATE_LIMITED"));
@@ -197,11 +246,20 @@ mod tests {
             proxy_ingress: false,
         };
         assert_eq!(t.locality(true, true), Locality::DirectLocal);
-        let proxied = Transport { proxy_headers: true, ..t.clone() };
+        let proxied = Transport {
+            proxy_headers: true,
+            ..t.clone()
+        };
         assert_eq!(proxied.locality(true, true), Locality::Remote);
-        let serve = Transport { proxy_ingress: true, ..t.clone() };
+        let serve = Transport {
+            proxy_ingress: true,
+            ..t.clone()
+        };
         assert_eq!(serve.locality(true, true), Locality::Remote);
-        let lan = Transport { peer: "10.77.0.2".parse().unwrap(), ..t };
+        let lan = Transport {
+            peer: "10.77.0.2".parse().unwrap(),
+            ..t
+        };
         assert_eq!(lan.locality(true, true), Locality::Remote);
     }
 }

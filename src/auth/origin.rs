@@ -45,7 +45,8 @@ impl HostPolicy {
             return true;
         }
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return crate::auth::ratelimit::canonical_ip(ip) == crate::auth::ratelimit::canonical_ip(local_addr);
+            return crate::auth::ratelimit::canonical_ip(ip)
+                == crate::auth::ratelimit::canonical_ip(local_addr);
         }
         self.names.iter().any(|n| n.eq_ignore_ascii_case(&host))
     }
@@ -54,7 +55,10 @@ impl HostPolicy {
 /// Whether a browser `Origin` may open the WebSocket.
 pub fn origin_allowed(origin: &str, host_header: Option<&str>, allowed: &[String]) -> bool {
     let o = origin.trim();
-    if allowed.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(o.trim_end_matches('/'))) {
+    if allowed.iter().any(|a| {
+        a.trim_end_matches('/')
+            .eq_ignore_ascii_case(o.trim_end_matches('/'))
+    }) {
         return true;
     }
     if o.eq_ignore_ascii_case("null") {
@@ -64,7 +68,9 @@ pub fn origin_allowed(origin: &str, host_header: Option<&str>, allowed: &[String
         .split_once("://")
         .map(|(_, rest)| host_part(rest.split('/').next().unwrap_or("")))
         .unwrap_or_default();
-    let host_loopback = host_header.map(host_part).is_some_and(|h| is_loopback_host(&h));
+    let host_loopback = host_header
+        .map(host_part)
+        .is_some_and(|h| is_loopback_host(&h));
     is_loopback_host(&origin_host) && host_loopback
 }
 
@@ -86,7 +92,9 @@ mod tests {
 
     #[test]
     fn dns_rebinding_names_are_refused() {
-        let p = HostPolicy { names: vec!["gw.tail-abc.ts.net".into()] };
+        let p = HostPolicy {
+            names: vec!["gw.tail-abc.ts.net".into()],
+        };
         let lo = ip("127.0.0.1");
         assert!(p.allows(Some("127.0.0.1:18789"), lo));
         assert!(p.allows(Some("localhost:18789"), lo));
@@ -103,10 +111,26 @@ mod tests {
     #[test]
     fn origins() {
         let allowed = vec!["https://ui.example.com".to_string()];
-        assert!(origin_allowed("https://ui.example.com", Some("gw:1"), &allowed));
-        assert!(!origin_allowed("https://evil.example.com", Some("127.0.0.1:1"), &allowed));
+        assert!(origin_allowed(
+            "https://ui.example.com",
+            Some("gw:1"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example.com",
+            Some("127.0.0.1:1"),
+            &allowed
+        ));
         assert!(!origin_allowed("null", Some("127.0.0.1:1"), &allowed));
-        assert!(origin_allowed("http://localhost:5173", Some("127.0.0.1:18789"), &[]));
-        assert!(!origin_allowed("http://localhost:5173", Some("10.0.0.1:18789"), &[]));
+        assert!(origin_allowed(
+            "http://localhost:5173",
+            Some("127.0.0.1:18789"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            "http://localhost:5173",
+            Some("10.0.0.1:18789"),
+            &[]
+        ));
     }
 }

@@ -67,8 +67,13 @@ impl RateLimiter {
     /// `Err` while the bucket is locked out.
     pub fn check(&self, scope: &'static str, key: &str, now: Instant) -> Result<(), Locked> {
         let map = self.lock();
-        match map.get(&(scope, key.to_string())).and_then(|b| b.locked_until) {
-            Some(until) if until > now => Err(Locked { retry_after: until - now }),
+        match map
+            .get(&(scope, key.to_string()))
+            .and_then(|b| b.locked_until)
+        {
+            Some(until) if until > now => Err(Locked {
+                retry_after: until - now,
+            }),
             _ => Ok(()),
         }
     }
@@ -77,17 +82,28 @@ impl RateLimiter {
     pub fn record_failure(&self, scope: &'static str, key: &str, now: Instant) -> Option<Locked> {
         let mut map = self.lock();
         if map.len() >= MAX_BUCKETS {
-            map.retain(|_, b| b.locked_until.is_some_and(|u| u > now) || b.failures.back().is_some_and(|t| now.duration_since(*t) < self.window));
+            map.retain(|_, b| {
+                b.locked_until.is_some_and(|u| u > now)
+                    || b.failures
+                        .back()
+                        .is_some_and(|t| now.duration_since(*t) < self.window)
+            });
         }
         let b = map.entry((scope, key.to_string())).or_default();
-        while b.failures.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while b
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             b.failures.pop_front();
         }
         b.failures.push_back(now);
         if b.failures.len() >= self.max_attempts {
             b.failures.clear();
             b.locked_until = Some(now + self.lockout);
-            return Some(Locked { retry_after: self.lockout });
+            return Some(Locked {
+                retry_after: self.lockout,
+            });
         }
         None
     }
@@ -107,13 +123,25 @@ mod tests {
         let rl = RateLimiter::new(&RateLimitFile::default());
         let t0 = Instant::now();
         for i in 0..9 {
-            assert_eq!(rl.record_failure("shared", "1.2.3.4", t0 + Duration::from_millis(i)), None);
+            assert_eq!(
+                rl.record_failure("shared", "1.2.3.4", t0 + Duration::from_millis(i)),
+                None
+            );
         }
-        let locked = rl.record_failure("shared", "1.2.3.4", t0 + Duration::from_millis(9)).unwrap();
+        let locked = rl
+            .record_failure("shared", "1.2.3.4", t0 + Duration::from_millis(9))
+            .unwrap();
         assert_eq!(locked.retry_after, Duration::from_secs(300));
-        assert!(rl.check("shared", "1.2.3.4", t0 + Duration::from_secs(299)).is_err());
-        assert!(rl.check("shared", "1.2.3.4", t0 + Duration::from_secs(310)).is_ok());
-        assert!(rl.check("device", "1.2.3.4", t0).is_ok(), "scopes are separate");
+        assert!(rl
+            .check("shared", "1.2.3.4", t0 + Duration::from_secs(299))
+            .is_err());
+        assert!(rl
+            .check("shared", "1.2.3.4", t0 + Duration::from_secs(310))
+            .is_ok());
+        assert!(
+            rl.check("device", "1.2.3.4", t0).is_ok(),
+            "scopes are separate"
+        );
     }
 
     #[test]
@@ -123,10 +151,16 @@ mod tests {
         for i in 0..9 {
             rl.record_failure("s", "k", t0 + Duration::from_secs(i));
         }
-        assert_eq!(rl.record_failure("s", "k", t0 + Duration::from_secs(70)), None);
+        assert_eq!(
+            rl.record_failure("s", "k", t0 + Duration::from_secs(70)),
+            None
+        );
         rl.record_success("s", "k");
         for i in 0..9 {
-            assert_eq!(rl.record_failure("s", "k", t0 + Duration::from_secs(80 + i)), None);
+            assert_eq!(
+                rl.record_failure("s", "k", t0 + Duration::from_secs(80 + i)),
+                None
+            );
         }
     }
 
@@ -136,6 +170,9 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
         assert_eq!(client_key(v4, None), client_key(mapped, None));
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(client_key(lo, Some("http://evil.test")), "browser-origin:http://evil.test");
+        assert_eq!(
+            client_key(lo, Some("http://evil.test")),
+            "browser-origin:http://evil.test"
+        );
     }
 }

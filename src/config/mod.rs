@@ -176,6 +176,34 @@ pub enum TailscaleMode {
     Funnel,
 }
 
+impl Settings {
+    /// The effective configuration with every secret replaced by `<redacted>`.
+    pub fn redacted_json(&self) -> Value {
+        let redact = |present: bool| {
+            if present {
+                Value::from("<redacted>")
+            } else {
+                Value::Null
+            }
+        };
+        serde_json::json!({
+            "configPath": self.paths.config_path,
+            "configExists": self.paths.config_path.exists(),
+            "stateDir": self.paths.state_dir,
+            "gateway": {
+                "port": self.port,
+                "bind": self.bind,
+                "customBindHost": self.custom_bind_host,
+                "auth": {"mode": self.auth.mode, "token": redact(self.auth.token.is_some()), "password": redact(self.auth.password.is_some()), "rateLimit": self.auth.rate_limit},
+                "tailscale": {"mode": format!("{:?}", self.tailscale_mode).to_lowercase()},
+                "controlUi": {"allowedOrigins": self.allowed_origins},
+                "handshakeTimeoutMs": self.handshake_timeout.as_millis() as u64,
+                "tickIntervalMs": self.tick_interval.as_millis() as u64,
+            },
+        })
+    }
+}
+
 /// Loads and validates everything; the entry point for `run` and `config check`.
 pub fn load(over: &Overrides, env: EnvFn<'_>) -> Result<Settings, ConfigError> {
     let paths = Paths::resolve(over.config.as_deref(), env)?;
@@ -216,9 +244,8 @@ pub fn read_file(paths: &Paths) -> Result<FileConfig, ConfigError> {
 
 /// Parses JSON5 text into the file schema, naming the offending key on error.
 pub fn parse_file(text: &str) -> Result<FileConfig, ConfigError> {
-    let value: Value = json5::from_str(text).map_err(|e| {
-        ConfigError::new("", format!("not valid JSON5: {e}"), "fix the syntax")
-    })?;
+    let value: Value = json5::from_str(text)
+        .map_err(|e| ConfigError::new("", format!("not valid JSON5: {e}"), "fix the syntax"))?;
     if value.get("$include").is_some() {
         return Err(ConfigError::new(
             "$include",
@@ -234,7 +261,11 @@ pub fn parse_file(text: &str) -> Result<FileConfig, ConfigError> {
             "use a key and value documented in docs/configuration.md",
         )
     })?;
-    if let Some(k) = cfg.other.keys().find(|k| !file::IGNORED_TOP_LEVEL.contains(&k.as_str())) {
+    if let Some(k) = cfg
+        .other
+        .keys()
+        .find(|k| !file::IGNORED_TOP_LEVEL.contains(&k.as_str()))
+    {
         return Err(ConfigError::new(
             k.clone(),
             "unknown top-level key",
@@ -273,9 +304,10 @@ fn resolve(
     };
     let (auth, token_source) = secrets::resolve_auth(g, over, env)?;
     let tailscale_mode = tailscale_mode(&g.tailscale)?;
-    let handshake_ms = env_u64(env, env::HANDSHAKE_TIMEOUT_MS)?.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS);
-    let tick_ms = env_u64(env, env::TICK_INTERVAL_MS)?
-        .unwrap_or(crate::protocol::DEFAULT_TICK_INTERVAL_MS);
+    let handshake_ms =
+        env_u64(env, env::HANDSHAKE_TIMEOUT_MS)?.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    let tick_ms =
+        env_u64(env, env::TICK_INTERVAL_MS)?.unwrap_or(crate::protocol::DEFAULT_TICK_INTERVAL_MS);
     let max_preauth = env_u64(env, env::MAX_PREAUTH_PER_IP)?.map(|v| v as usize);
     Ok(Settings {
         port,
@@ -296,13 +328,17 @@ fn resolve(
 
 fn parse_env_port(v: &str) -> Result<u16, ConfigError> {
     let port_part = v.rsplit(':').next().unwrap_or(v);
-    port_part.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-        ConfigError::new(
-            env::PORT,
-            format!("{v:?} is not a port"),
-            "set a port number (1-65535) or host:port",
-        )
-    })
+    port_part
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| {
+            ConfigError::new(
+                env::PORT,
+                format!("{v:?} is not a port"),
+                "set a port number (1-65535) or host:port",
+            )
+        })
 }
 
 /// Parses a bind mode name, naming `key` on error.
@@ -319,8 +355,13 @@ pub fn parse_bind(v: &str, key: &str) -> Result<BindMode, ConfigError> {
 fn env_u64(env: EnvFn<'_>, key: &str) -> Result<Option<u64>, ConfigError> {
     env(key)
         .map(|v| {
-            v.parse::<u64>()
-                .map_err(|_| ConfigError::new(key, format!("{v:?} is not a number"), "use milliseconds / a count"))
+            v.parse::<u64>().map_err(|_| {
+                ConfigError::new(
+                    key,
+                    format!("{v:?} is not a number"),
+                    "use milliseconds / a count",
+                )
+            })
         })
         .transpose()
 }

@@ -19,10 +19,33 @@ pub const MIN_REMOTE_SECRET_LEN: usize = 16;
 
 /// Values copied from docs and templates that must never be used as secrets.
 const PLACEHOLDERS: &[&str] = &[
-    "changeme", "change-me", "change_me", "changethis", "replace-me", "replaceme", "your-token",
-    "your_token", "yourtoken", "your-token-here", "your-password", "your-password-here",
-    "token", "password", "secret", "openclaw", "example", "xxx", "xxxx", "todo", "<token>",
-    "<password>", "${openclaw_gateway_token}", "test-token", "default", "admin", "12345678",
+    "changeme",
+    "change-me",
+    "change_me",
+    "changethis",
+    "replace-me",
+    "replaceme",
+    "your-token",
+    "your_token",
+    "yourtoken",
+    "your-token-here",
+    "your-password",
+    "your-password-here",
+    "token",
+    "password",
+    "secret",
+    "openclaw",
+    "example",
+    "xxx",
+    "xxxx",
+    "todo",
+    "<token>",
+    "<password>",
+    "${openclaw_gateway_token}",
+    "test-token",
+    "default",
+    "admin",
+    "12345678",
 ];
 
 /// A secret string; redacted in `Debug`/`Display`.
@@ -67,11 +90,21 @@ fn resolve_input(input: &SecretInput, key: &str, env: EnvFn<'_>) -> Result<Secre
     match input {
         SecretInput::Literal(s) => Ok(Secret::new(s.clone())),
         SecretInput::Ref(r) if r.source == "env" => env(&r.id).map(Secret::new).ok_or_else(|| {
-            ConfigError::new(key, format!("environment variable {} is not set", r.id), format!("export {} or change {key}", r.id))
+            ConfigError::new(
+                key,
+                format!("environment variable {} is not set", r.id),
+                format!("export {} or change {key}", r.id),
+            )
         }),
         SecretInput::Ref(r) if r.source == "file" => std::fs::read_to_string(&r.id)
             .map(|s| Secret::new(s.trim_end_matches(['\n', '\r'])))
-            .map_err(|e| ConfigError::new(key, format!("cannot read secret file {}: {e}", r.id), "fix the path or permissions")),
+            .map_err(|e| {
+                ConfigError::new(
+                    key,
+                    format!("cannot read secret file {}: {e}", r.id),
+                    "fix the path or permissions",
+                )
+            }),
         SecretInput::Ref(r) => Err(ConfigError::new(
             format!("{key}.source"),
             format!("secret source {:?} is not supported", r.source),
@@ -86,15 +119,30 @@ pub fn resolve_auth(
     over: &Overrides,
     env: EnvFn<'_>,
 ) -> Result<(AuthSettings, TokenSource), ConfigError> {
-    let file_token = g.auth.token.as_ref().map(|t| resolve_input(t, "gateway.auth.token", env)).transpose()?;
-    let file_password = g.auth.password.as_ref().map(|t| resolve_input(t, "gateway.auth.password", env)).transpose()?;
+    let file_token = g
+        .auth
+        .token
+        .as_ref()
+        .map(|t| resolve_input(t, "gateway.auth.token", env))
+        .transpose()?;
+    let file_password = g
+        .auth
+        .password
+        .as_ref()
+        .map(|t| resolve_input(t, "gateway.auth.password", env))
+        .transpose()?;
     let (token, source) = match (&over.token, env(env::TOKEN), file_token) {
         (Some(t), _, _) => (Some(Secret::new(t.clone())), TokenSource::Flag),
         (None, Some(t), _) => (Some(Secret::new(t)), TokenSource::Env),
         (None, None, Some(t)) => (Some(t), TokenSource::File),
         (None, None, None) => (None, TokenSource::None),
     };
-    let password = over.password.clone().map(Secret::new).or(env(env::PASSWORD).map(Secret::new)).or(file_password);
+    let password = over
+        .password
+        .clone()
+        .map(Secret::new)
+        .or(env(env::PASSWORD).map(Secret::new))
+        .or(file_password);
     let mode = over.auth.or(g.auth.mode).unwrap_or(if password.is_some() {
         AuthMode::Password
     } else {
@@ -127,7 +175,11 @@ pub fn load_or_generate_token(state_dir: &Path) -> std::io::Result<(Secret, bool
     let mut bytes = [0u8; GENERATED_TOKEN_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);
-    crate::state::write_atomic(&path, format!("{token}\n").as_bytes(), crate::state::SECRET_FILE_MODE)?;
+    crate::state::write_atomic(
+        &path,
+        format!("{token}\n").as_bytes(),
+        crate::state::SECRET_FILE_MODE,
+    )?;
     Ok((Secret::new(token), true))
 }
 

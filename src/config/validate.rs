@@ -34,7 +34,10 @@ fn check_bind(s: &Settings) -> Result<(), ConfigError> {
         },
         BindMode::Tailnet | BindMode::Auto => Err(ConfigError::new(
             "gateway.bind",
-            format!("bind = {:?} needs the Tailscale integration, which this build does not have yet", s.bind),
+            format!(
+                "bind = {:?} needs the Tailscale integration, which this build does not have yet",
+                s.bind
+            ),
             "use loopback (default), lan or custom",
         )),
         BindMode::Loopback | BindMode::Lan => Ok(()),
@@ -64,11 +67,18 @@ fn check_auth_mode(s: &Settings) -> Result<(), ConfigError> {
 
 fn check_secrets(s: &Settings) -> Result<(), ConfigError> {
     let remote = remotely_reachable(s);
-    for (key, secret) in [("gateway.auth.token", &s.auth.token), ("gateway.auth.password", &s.auth.password)] {
+    for (key, secret) in [
+        ("gateway.auth.token", &s.auth.token),
+        ("gateway.auth.password", &s.auth.password),
+    ] {
         let Some(secret) = secret else { continue };
         let v = secret.expose();
         if is_placeholder(v) {
-            return Err(ConfigError::new(key, "the secret is empty or a documentation placeholder", "generate one: openssl rand -base64 32"));
+            return Err(ConfigError::new(
+                key,
+                "the secret is empty or a documentation placeholder",
+                "generate one: openssl rand -base64 32",
+            ));
         }
         if remote && is_weak(v) {
             return Err(ConfigError::new(key, "the secret is too weak for a gateway reachable beyond loopback (at least 16 characters, varied)", "generate one: openssl rand -base64 32"));
@@ -76,7 +86,11 @@ fn check_secrets(s: &Settings) -> Result<(), ConfigError> {
     }
     if let (Some(t), Some(p)) = (&s.auth.token, &s.auth.password) {
         if t == p {
-            return Err(ConfigError::new("gateway.auth.password", "the same secret is used as token and password", "use two different secrets"));
+            return Err(ConfigError::new(
+                "gateway.auth.password",
+                "the same secret is used as token and password",
+                "use two different secrets",
+            ));
         }
     }
     Ok(())
@@ -101,7 +115,13 @@ fn check_tailscale(s: &Settings) -> Result<(), ConfigError> {
                 "set gateway.auth.mode to password and a strong gateway.auth.password",
             ));
         }
-        let port = s.file.gateway.tailscale.get("funnelPort").and_then(|v| v.as_u64()).unwrap_or(443);
+        let port = s
+            .file
+            .gateway
+            .tailscale
+            .get("funnelPort")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(443);
         if !FUNNEL_PORTS.iter().any(|p| u64::from(*p) == port) {
             return Err(ConfigError::new(
                 "gateway.tailscale.funnelPort",

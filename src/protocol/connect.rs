@@ -195,7 +195,11 @@ pub fn validate(raw: Option<&str>) -> Result<Connect, Rejection> {
         }
     };
     let protocol = negotiate(&params, role)?;
-    Ok(Connect { params, role, protocol })
+    Ok(Connect {
+        params,
+        role,
+        protocol,
+    })
 }
 
 fn check_client(c: &ClientInfo) -> Result<(), String> {
@@ -246,7 +250,11 @@ fn negotiate(p: &ConnectParams, role: Role) -> Result<u32, Rejection> {
         "expectedProtocol": PROTOCOL_VERSION,
         "minimumProbeProtocol": MIN_PROBE_PROTOCOL_VERSION,
     }));
-    Err(Rejection::with_close(error, close::PROTOCOL_MISMATCH, "protocol mismatch"))
+    Err(Rejection::with_close(
+        error,
+        close::PROTOCOL_MISMATCH,
+        "protocol mismatch",
+    ))
 }
 
 #[cfg(test)]
@@ -278,9 +286,13 @@ mod tests {
 
     #[test]
     fn closed_enums_reject_unknown_values() {
-        let bad_mode = json!({"client":{"id":"cli","version":"1","platform":"l","mode":"operator"}});
+        let bad_mode =
+            json!({"client":{"id":"cli","version":"1","platform":"l","mode":"operator"}});
         let r = validate(Some(&params(bad_mode))).unwrap_err();
-        assert_eq!((r.close_code, r.close_reason.as_str()), (1008, "invalid connect params"));
+        assert_eq!(
+            (r.close_code, r.close_reason.as_str()),
+            (1008, "invalid connect params")
+        );
         let bad_id = json!({"client":{"id":"evil","version":"1","platform":"l","mode":"cli"}});
         assert!(validate(Some(&params(bad_id))).is_err());
     }
@@ -299,7 +311,8 @@ mod tests {
 
     #[test]
     fn negotiation_rules() {
-        let mismatch = validate(Some(&params(json!({"minProtocol":2,"maxProtocol":2})))).unwrap_err();
+        let mismatch =
+            validate(Some(&params(json!({"minProtocol":2,"maxProtocol":2})))).unwrap_err();
         assert_eq!(mismatch.close_code, 1002);
         let d = mismatch.error.details.unwrap();
         assert_eq!(d["code"], "PROTOCOL_MISMATCH");
@@ -323,9 +336,17 @@ mod tests {
 
     #[test]
     fn signature_token_follows_nullish_chain() {
-        let a = ConnectAuth { token: Some(String::new()), device_token: Some("D".into()), ..Default::default() };
+        let a = ConnectAuth {
+            token: Some(String::new()),
+            device_token: Some("D".into()),
+            ..Default::default()
+        };
         assert_eq!(a.signature_token(), "");
-        let b = ConnectAuth { device_token: Some("D".into()), bootstrap_token: Some("B".into()), ..Default::default() };
+        let b = ConnectAuth {
+            device_token: Some("D".into()),
+            bootstrap_token: Some("B".into()),
+            ..Default::default()
+        };
         assert_eq!(b.signature_token(), "D");
         assert_eq!(ConnectAuth::default().signature_token(), "");
     }

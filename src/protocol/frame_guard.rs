@@ -34,7 +34,10 @@ impl FrameGuard {
     pub fn new(cap: usize) -> Self {
         FrameGuard {
             cap: cap as u64,
-            state: State::Header { buf: [0; 14], have: 0 },
+            state: State::Header {
+                buf: [0; 14],
+                have: 0,
+            },
             message_total: 0,
             armed: true,
             tripped: false,
@@ -62,7 +65,10 @@ impl FrameGuard {
                     *remaining -= n;
                     data = &data[n as usize..];
                     if *remaining == 0 {
-                        self.state = State::Header { buf: [0; 14], have: 0 };
+                        self.state = State::Header {
+                            buf: [0; 14],
+                            have: 0,
+                        };
                     }
                 }
                 State::Header { buf, have } => {
@@ -96,7 +102,10 @@ impl FrameGuard {
             return Err(TooLarge);
         }
         self.state = if len == 0 {
-            State::Header { buf: [0; 14], have: 0 }
+            State::Header {
+                buf: [0; 14],
+                have: 0,
+            }
         } else {
             State::Payload { remaining: len }
         };

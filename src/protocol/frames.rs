@@ -80,12 +80,21 @@ pub fn parse_request(text: &str) -> Result<Request<'_>, FrameError> {
     })?;
     let id = match frame.id {
         Some(id) if !id.is_empty() => id,
-        _ => return Err(err(INVALID_ID, "invalid frame: id must be a non-empty string")),
+        _ => {
+            return Err(err(
+                INVALID_ID,
+                "invalid frame: id must be a non-empty string",
+            ))
+        }
     };
     if frame.kind != "req" {
         return Err(err(&id, "invalid frame: only req frames are accepted"));
     }
-    if frame.traceparent.as_ref().is_some_and(|t| t.len() > MAX_TRACEPARENT) {
+    if frame
+        .traceparent
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_TRACEPARENT)
+    {
         return Err(err(&id, "invalid frame: traceparent too long"));
     }
     let method = match frame.method {
@@ -206,8 +215,8 @@ mod tests {
 
     #[test]
     fn parses_a_real_cli_request() {
-        let r = parse_request(r#"{"type":"req","id":"2:5b0e","method":"health","params":{}}"#)
-            .unwrap();
+        let r =
+            parse_request(r#"{"type":"req","id":"2:5b0e","method":"health","params":{}}"#).unwrap();
         assert_eq!(r.id, "2:5b0e");
         assert_eq!(r.method, "health");
         assert_eq!(r.params.unwrap().get(), "{}");
@@ -223,17 +232,30 @@ mod tests {
 
     #[test]
     fn unreadable_frames_echo_invalid() {
-        for text in ["not json", "[]", r#"{"type":"req","method":"x"}"#, r#"{"id":5}"#] {
+        for text in [
+            "not json",
+            "[]",
+            r#"{"type":"req","method":"x"}"#,
+            r#"{"id":5}"#,
+        ] {
             assert_eq!(parse_request(text).unwrap_err().id, INVALID_ID, "{text}");
         }
-        assert_eq!(parse_request(r#"{"type":"req","id":"","method":"x"}"#).unwrap_err().id, INVALID_ID);
+        assert_eq!(
+            parse_request(r#"{"type":"req","id":"","method":"x"}"#)
+                .unwrap_err()
+                .id,
+            INVALID_ID
+        );
     }
 
     #[test]
     fn builds_res_frames() {
         let ok = res_ok("1:\"q", &json!({"ok": true}));
         let v: Value = serde_json::from_str(&ok).unwrap();
-        assert_eq!(v, json!({"type":"res","id":"1:\"q","ok":true,"payload":{"ok":true}}));
+        assert_eq!(
+            v,
+            json!({"type":"res","id":"1:\"q","ok":true,"payload":{"ok":true}})
+        );
         let e = res_err("9", &WireError::invalid("unknown method: x"));
         let v: Value = serde_json::from_str(&e).unwrap();
         assert_eq!(v["error"]["code"], "INVALID_REQUEST");
@@ -245,7 +267,10 @@ mod tests {
         let ev = EventFrame::with_state(
             "presence",
             &json!({"presence": []}),
-            StateVersion { presence: 3, health: 1 },
+            StateVersion {
+                presence: 3,
+                health: 1,
+            },
         );
         let v: Value = serde_json::from_str(&ev.with_seq(12)).unwrap();
         assert_eq!(v["seq"], 12);

@@ -37,17 +37,35 @@ pub enum Access {
 pub fn method_access(method: &str) -> Option<Access> {
     use Access::*;
     Some(match method {
-        "health" | "status" | "system-presence" | "last-heartbeat" | "gateway.identity.get"
-        | "node.list" | "node.describe" => Operator(READ),
+        "health"
+        | "status"
+        | "system-presence"
+        | "last-heartbeat"
+        | "gateway.identity.get"
+        | "node.list"
+        | "node.describe"
+        | "config.get" => Operator(READ),
         "system-event" => Operator(ADMIN),
         "node.invoke" | "node.pending.enqueue" => Operator(WRITE),
-        "device.pair.list" | "device.pair.approve" | "device.pair.reject"
-        | "device.pair.remove" | "device.pair.rename" | "device.token.rotate"
-        | "device.token.revoke" | "node.pair.list" | "node.pair.approve"
-        | "node.pair.reject" | "node.pair.remove" | "node.rename" => Operator(PAIRING),
+        "device.pair.list"
+        | "device.pair.approve"
+        | "device.pair.reject"
+        | "device.pair.remove"
+        | "device.pair.rename"
+        | "device.token.rotate"
+        | "device.token.revoke"
+        | "node.pair.list"
+        | "node.pair.approve"
+        | "node.pair.reject"
+        | "node.pair.remove"
+        | "node.rename" => Operator(PAIRING),
         "device.pair.setupCode" | "device.pair.setupStatus" => Operator(ADMIN),
-        "node.invoke.result" | "node.invoke.progress" | "node.event" | "node.pending.pull"
-        | "node.pending.ack" | "node.pending.drain" => Node,
+        "node.invoke.result"
+        | "node.invoke.progress"
+        | "node.event"
+        | "node.pending.pull"
+        | "node.pending.ack"
+        | "node.pending.drain" => Node,
         _ => return None,
     })
 }
@@ -97,10 +115,16 @@ mod tests {
     fn authorize_checks_role_then_scope() {
         let read = method_access("health").unwrap();
         assert_eq!(authorize(read, Role::Operator, &s(&[READ])), Ok(()));
-        assert_eq!(authorize(read, Role::Operator, &[]), Err(Denied::Scope(READ)));
+        assert_eq!(
+            authorize(read, Role::Operator, &[]),
+            Err(Denied::Scope(READ))
+        );
         assert_eq!(authorize(read, Role::Node, &s(&[ADMIN])), Err(Denied::Role));
         let node = method_access("node.invoke.result").unwrap();
-        assert_eq!(authorize(node, Role::Operator, &s(&[ADMIN])), Err(Denied::Role));
+        assert_eq!(
+            authorize(node, Role::Operator, &s(&[ADMIN])),
+            Err(Denied::Role)
+        );
         assert!(method_access("config.apply").is_none());
     }
 }

@@ -1,0 +1,143 @@
+//! The gateway server: shared state ([`Gateway`]), listeners, the HTTP surface
+//! and the WebSocket connection actors.
+//!
+//! Structured concurrency: every task is spawned on the gateway's
+//! [`TaskTracker`] and observes its [`CancellationToken`]; [`Gateway::shutdown`]
+//! cancels, lets connections send `shutdown` + close 1012, and waits for the drain.
+
+pub mod budget;
+pub mod conn;
+pub mod guard_io;
+pub mod http;
+pub mod hub;
+pub mod listen;
+pub mod methods;
+pub mod presence;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::origin::HostPolicy;
+use crate::auth::ratelimit::RateLimiter;
+use crate::config::{Settings, MAX_PENDING_HANDSHAKES};
+use crate::identity::Identity;
+use crate::protocol::frames::EventFrame;
+
+/// How long shutdown waits for connections to drain.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared state of a running gateway.
+pub struct Gateway {
+    pub settings: Settings,
+    pub identity: Identity,
+    pub hub: hub::Hub,
+    pub limiter: RateLimiter,
+    pub budget: Arc<budget::Budget>,
+    pub hosts: HostPolicy,
+    pub started: Instant,
+    pub boot_id: String,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+    pub listen_addrs: std::sync::Mutex<Vec<SocketAddr>>,
+}
+
+impl Gateway {
+    pub fn new(settings: Settings, identity: Identity) -> Arc<Gateway> {
+        let limiter = RateLimiter::new(&settings.auth.rate_limit);
+        let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
+        let hosts = host_policy(&settings);
+        let hub = hub::Hub::new(presence::Presence::new(Some(self_presence())));
+        Arc::new(Gateway {
+            settings,
+            identity,
+            hub,
+            limiter,
+            budget,
+            hosts,
+            started: Instant::now(),
+            boot_id: uuid::Uuid::new_v4().to_string(),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            listen_addrs: Default::default(),
+        })
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Starts the tick broadcaster.
+    pub fn spawn_tick(self: &Arc<Self>) {
+        let gw = self.clone();
+        self.tracker.spawn(async move {
+            let mut every = tokio::time::interval(gw.settings.tick_interval);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = gw.cancel.cancelled() => return,
+                    _ = every.tick() => gw.hub.broadcast(EventFrame::new("tick", &json!({"ts": crate::util::now_ms()}))),
+                }
+            }
+        });
+    }
+
+    /// Cancels everything and waits (bounded) for tasks to finish.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown drain timed out after {DRAIN_TIMEOUT:?}");
+        }
+    }
+}
+
+fn host_policy(s: &Settings) -> HostPolicy {
+    let mut names = Vec::new();
+    if let Ok(h) = hostname() {
+        names.push(format!("{h}.local"));
+        names.push(h);
+    }
+    let origins = s
+        .allowed_origins
+        .iter()
+        .chain(s.file.gateway.public_origin.iter());
+    for o in origins {
+        if let Some((_, rest)) = o.split_once("://") {
+            names.push(crate::auth::origin::host_part(
+                rest.split('/').next().unwrap_or(""),
+            ));
+        }
+    }
+    if let Some(dns) = crate::config::process_env("OPENCLAW_TAILNET_DNS") {
+        names.push(dns.trim_end_matches('.').to_ascii_lowercase());
+    }
+    HostPolicy { names }
+}
+
+/// The machine's host name.
+pub fn hostname() -> std::io::Result<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))?;
+    Ok(h.trim().to_ascii_lowercase())
+}
+
+fn self_presence() -> Map<String, Value> {
+    let host = hostname().unwrap_or_else(|_| "gateway".into());
+    let v = json!({
+        "host": host,
+        "version": env!("CARGO_PKG_VERSION"),
+        "platform": std::env::consts::OS,
+        "mode": "gateway",
+        "reason": "self",
+        "text": format!("Gateway: {host}"),
+    });
+    v.as_object().cloned().unwrap_or_default()
+}
