@@ -30,10 +30,16 @@ impl Gateway {
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
-        cmd.arg("run").args(args).env("HOME", dir.path()).env("OPENCLAW_STATE_DIR", dir.path().join("state"))
-            .env_remove("OPENCLAW_GATEWAY_TOKEN").env_remove("OPENCLAW_GATEWAY_PASSWORD").env_remove("OPENCLAW_GATEWAY_PORT")
+        cmd.arg("run")
+            .args(args)
+            .env("HOME", dir.path())
+            .env("OPENCLAW_STATE_DIR", dir.path().join("state"))
+            .env_remove("OPENCLAW_GATEWAY_TOKEN")
+            .env_remove("OPENCLAW_GATEWAY_PASSWORD")
+            .env_remove("OPENCLAW_GATEWAY_PORT")
             .env_remove("OPENCLAW_CONFIG_PATH")
-            .stdout(Stdio::piped()).stderr(Stdio::null());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -41,7 +47,12 @@ impl Gateway {
         let out = child.stdout.take().unwrap();
         let mut lines = BufReader::new(out).lines();
         let first = lines.next().expect("banner").unwrap();
-        let port = first.split("ws://127.0.0.1:").nth(1).and_then(|r| r.split([',', ' ']).next()).and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("no port in banner: {first}"));
+        let port = first
+            .split("ws://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split([',', ' ']).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in banner: {first}"));
         std::thread::spawn(move || for _ in lines {});
         Gateway { child, port, dir }
     }
@@ -51,7 +62,11 @@ impl Gateway {
     }
 
     pub fn sigterm(&self) {
-        Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
     }
 }
 
@@ -68,10 +83,13 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub async fn open(url: &str, headers: &[(&str, &str)]) -> Ws {
     let mut req = url.into_client_request().unwrap();
     for (k, v) in headers {
-        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        let name =
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
         req.headers_mut().insert(name, v.parse().unwrap());
     }
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("ws connect");
     ws
 }
 
@@ -81,14 +99,18 @@ pub async fn next(ws: &mut Ws) -> Value {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
-                Some(Ok(Message::Close(Some(f)))) => return json!({"close": u16::from(f.code), "reason": f.reason.to_string()}),
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return json!({"close": u16::from(f.code), "reason": f.reason.to_string()})
+                }
                 Some(Ok(Message::Close(None))) | None => return json!({"close": null}),
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return json!({"error": e.to_string()}),
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), fut).await.expect("frame within 10 s")
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("frame within 10 s")
 }
 
 /// Skips events until a `res` arrives.
@@ -117,7 +139,11 @@ pub fn connect_params(auth: Value, scopes: &[&str]) -> Value {
 pub async fn handshake(ws: &mut Ws, params: Value) -> (Value, Value) {
     let ch = next(ws).await;
     assert_eq!(ch["event"], "connect.challenge", "{ch}");
-    send(ws, json!({"type": "req", "id": "c1", "method": "connect", "params": params})).await;
+    send(
+        ws,
+        json!({"type": "req", "id": "c1", "method": "connect", "params": params}),
+    )
+    .await;
     (ch, next(ws).await)
 }
 
@@ -130,6 +156,10 @@ pub async fn operator(gw: &Gateway, scopes: &[&str]) -> Ws {
 }
 
 pub async fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
-    send(ws, json!({"type": "req", "id": id, "method": method, "params": params})).await;
+    send(
+        ws,
+        json!({"type": "req", "id": id, "method": method, "params": params}),
+    )
+    .await;
     next_res(ws).await
 }
