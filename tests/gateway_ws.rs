@@ -35,7 +35,7 @@ async fn hello_ok_shape_and_local_cli_scopes() {
     );
     assert_eq!(
         p["auth"],
-        json!({"role": "operator", "scopes": ["operator.read", "operator.admin"]})
+        json!({"method": "token", "role": "operator", "scopes": ["operator.read", "operator.admin"]})
     );
     assert_eq!(p["policy"]["maxPayload"], 26214400);
     assert_eq!(p["policy"]["maxBufferedBytes"], 52428800);
@@ -123,7 +123,10 @@ async fn handshake_violations_close_with_codes() {
         (res["id"].as_str(), res["error"]["code"].as_str()),
         (Some("1"), Some("INVALID_REQUEST"))
     );
-    assert_eq!(next(&mut ws).await["close"], 1008);
+    assert_eq!(
+        next(&mut ws).await,
+        json!({"close": 1008, "reason": "invalid handshake: first request must be connect"})
+    );
     // Protocol mismatch.
     let mut ws = open(&gw.url(), &[]).await;
     let mut p = connect_params(json!({"token": TOKEN}), &[]);
@@ -142,10 +145,12 @@ async fn handshake_violations_close_with_codes() {
     p["client"]["mode"] = json!("operator");
     let (_, res) = handshake(&mut ws, p).await;
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
-    assert_eq!(
-        next(&mut ws).await,
-        json!({"close": 1008, "reason": "invalid connect params"})
-    );
+    let close = next(&mut ws).await;
+    assert_eq!(close["close"], 1008);
+    assert!(close["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid connect params"));
     // Forged device proof is verified, never skipped.
     let mut ws = open(&gw.url(), &[]).await;
     let mut p = connect_params(json!({"token": TOKEN}), &[]);

@@ -26,6 +26,19 @@ pub enum AuthMethod {
     BootstrapToken,
 }
 
+impl AuthMethod {
+    /// `hello-ok.auth.method`.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::Token => "token",
+            AuthMethod::Password => "password",
+            AuthMethod::DeviceToken => "device-token",
+            AuthMethod::BootstrapToken => "bootstrap-token",
+        }
+    }
+}
+
 /// Internal auth failure reasons (`authReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -94,7 +107,7 @@ impl AuthFailure {
             AuthFailure::RateLimited { .. } => {
                 "unauthorized: too many failed authentication attempts (retry later)".to_string()
             }
-            _ => format!("unauthorized: gateway {} ({reason})", describe(self)),
+            _ => format!("unauthorized: gateway {}", describe(self)),
         };
         let mut details = json!({
             "code": code,
@@ -116,12 +129,16 @@ impl AuthFailure {
 fn describe(f: AuthFailure) -> &'static str {
     use AuthFailure::*;
     match f {
-        TokenMissing => "token missing",
-        TokenMissingConfig => "token not configured",
-        TokenMismatch => "token mismatch",
-        PasswordMissing => "password missing",
-        PasswordMissingConfig => "password not configured",
-        PasswordMismatch => "password mismatch",
+        TokenMissing => "token missing (send this gateway's token: clawgate token shows it)",
+        TokenMissingConfig => "token not configured on the gateway (set gateway.auth.token)",
+        TokenMismatch => {
+            "token mismatch (use this gateway's gateway.auth.token or pair the device)"
+        }
+        PasswordMissing => "password missing (send gateway.auth.password)",
+        PasswordMissingConfig => {
+            "password not configured on the gateway (set gateway.auth.password)"
+        }
+        PasswordMismatch => "password mismatch (use this gateway's gateway.auth.password)",
         RateLimited { .. } => "rate limited",
     }
 }

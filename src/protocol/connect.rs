@@ -173,8 +173,7 @@ impl Connect {
 }
 
 fn invalid_params(why: String) -> Rejection {
-    let error = WireError::invalid(format!("invalid connect params: {why}"));
-    Rejection::with_close(error, close::POLICY, "invalid connect params")
+    Rejection::policy(WireError::invalid(format!("invalid connect params: {why}")))
 }
 
 /// Validates raw connect params JSON and negotiates the protocol.
@@ -289,10 +288,10 @@ mod tests {
         let bad_mode =
             json!({"client":{"id":"cli","version":"1","platform":"l","mode":"operator"}});
         let r = validate(Some(&params(bad_mode))).unwrap_err();
-        assert_eq!(
-            (r.close_code, r.close_reason.as_str()),
-            (1008, "invalid connect params")
-        );
+        assert_eq!(r.close_code, 1008);
+        assert!(r
+            .close_reason
+            .starts_with("invalid connect params: unknown client.mode"));
         let bad_id = json!({"client":{"id":"evil","version":"1","platform":"l","mode":"cli"}});
         assert!(validate(Some(&params(bad_id))).is_err());
     }

@@ -151,11 +151,9 @@ async fn handshake(
             return Err(reject(
                 ws,
                 &r.id,
-                &Rejection::with_close(
-                    WireError::invalid("invalid handshake: first request must be connect"),
-                    close::POLICY,
-                    "invalid handshake",
-                ),
+                &Rejection::policy(WireError::invalid(
+                    "invalid handshake: first request must be connect",
+                )),
             )
             .await)
         }
@@ -163,11 +161,10 @@ async fn handshake(
             return Err(reject(
                 ws,
                 &e.id,
-                &Rejection::with_close(
-                    WireError::invalid(e.message),
-                    close::POLICY,
-                    "invalid handshake",
-                ),
+                &Rejection::policy(WireError::invalid(format!(
+                    "invalid handshake: {}",
+                    e.message
+                ))),
             )
             .await)
         }
@@ -235,7 +232,7 @@ fn hello_ok(gw: &Gateway, c: &Connect, a: &Admission) -> String {
         "server": {"version": env!("CARGO_PKG_VERSION"), "connId": uuid::Uuid::new_v4().to_string(), "bootId": gw.boot_id},
         "features": {"methods": methods::IMPLEMENTED, "events": methods::EVENTS},
         "snapshot": snapshot,
-        "auth": {"role": a.role.as_str(), "scopes": a.scopes},
+        "auth": {"method": a.method.wire_name(), "role": a.role.as_str(), "scopes": a.scopes},
         "policy": {"maxPayload": MAX_PAYLOAD_BYTES, "maxBufferedBytes": MAX_BUFFERED_BYTES, "tickIntervalMs": gw.settings.tick_interval.as_millis() as u64},
     })
     .to_string()

@@ -36,6 +36,12 @@ fn text(status: StatusCode, ct: &'static str, body: impl Into<Bytes>) -> Resp {
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r.headers_mut()
+        .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     r
 }
 
@@ -88,10 +94,7 @@ pub async fn handle(
             StatusCode::OK,
             serde_json::json!({"ok": true, "status": "live"}),
         ),
-        "/startup" | "/startupz" if gw.cancel.is_cancelled() => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n")
-        }
-        "/startup" | "/startupz" => text(StatusCode::OK, "text/plain", "started\n"),
+        "/startup" | "/startupz" => startup(&gw),
         "/ready" | "/readyz" => readiness(&gw),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     };
@@ -101,25 +104,36 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// Readiness with reasons (503 when not ready).
+/// Readiness with the failing checks (503 when not ready), shaped like the reference.
 fn readiness(gw: &Gateway) -> Resp {
-    let mut reasons = Vec::new();
+    let mut failing = Vec::new();
     if gw.cancel.is_cancelled() {
-        reasons.push("draining");
+        failing.push("draining");
     }
     if gw.listen_addrs.lock().map(|a| a.is_empty()).unwrap_or(true) {
-        reasons.push("no listener bound");
+        failing.push("no-listener");
     }
-    let ready = reasons.is_empty();
+    let ready = failing.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json(
-        status,
-        serde_json::json!({"ok": ready, "status": if ready { "ready" } else { "not-ready" }, "reasons": reasons, "exposure": {"tailscale": "off"}}),
-    )
+    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": {"tailscale": "off"}});
+    json(status, body)
+}
+
+/// Startup probe: started, or draining during shutdown.
+fn startup(gw: &Gateway) -> Resp {
+    let draining = gw.cancel.is_cancelled();
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let state = if draining { "draining" } else { "started" };
+    let body = serde_json::json!({"ok": !draining, "status": state, "version": env!("CARGO_PKG_VERSION"), "uptimeMs": gw.uptime_ms()});
+    json(status, body)
 }
 
 fn upgrade(

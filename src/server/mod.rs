@@ -131,13 +131,16 @@ pub fn hostname() -> std::io::Result<String> {
 
 fn self_presence() -> Map<String, Value> {
     let host = hostname().unwrap_or_else(|_| "gateway".into());
+    let version = env!("CARGO_PKG_VERSION");
     let v = json!({
         "host": host,
-        "version": env!("CARGO_PKG_VERSION"),
+        "version": version,
         "platform": std::env::consts::OS,
+        "deviceFamily": "Linux",
         "mode": "gateway",
         "reason": "self",
-        "text": format!("Gateway: {host}"),
+        "instanceId": uuid::Uuid::new_v4().to_string(),
+        "text": format!("Gateway: {host} \u{b7} app {version} \u{b7} mode gateway \u{b7} reason self"),
     });
     v.as_object().cloned().unwrap_or_default()
 }
