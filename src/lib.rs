@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod identity;
+pub mod pairing;
 pub mod protocol;
 pub mod server;
 pub mod state;
