@@ -13,7 +13,8 @@ use serde_json::json;
 use super::ratelimit::{client_key, RateLimiter};
 use super::{origin, secret_eq, AuthFailure, AuthMethod, Locality, Transport};
 use crate::config::{AuthMode, AuthSettings};
-use crate::protocol::connect::{Connect, Role};
+use crate::pairing::TokenCheck;
+use crate::protocol::connect::{Connect, ConnectAuth, Role};
 use crate::protocol::errors::{Rejection, WireError};
 use crate::protocol::signature::{self, ProofContext, VerifiedDevice};
 
@@ -30,8 +31,12 @@ pub struct Admission {
     pub locality: Locality,
 }
 
+/// Checks a device token against the pairing store: (device, role, token, requested scopes).
+pub type TokenChecker<'a> = &'a (dyn Fn(&VerifiedDevice, &str, &str, &[String]) -> TokenCheck + Sync);
+
 /// Inputs of the decision.
 pub struct Input<'a> {
+    pub tokens: TokenChecker<'a>,
     pub connect: &'a Connect,
     pub transport: &'a Transport,
     pub auth: &'a AuthSettings,
@@ -72,19 +77,15 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
         )?),
         None => None,
     };
-    let method = match check_shared(input.auth, &auth) {
+    let method = match authenticate(input, &auth, device.as_ref()) {
         Ok(m) => {
             limiter.record_success(SCOPE_SHARED, &key);
             m
         }
-        Err(f) => {
+        Err((f, can_retry)) => {
             if f.counts() && !exempt {
                 limiter.record_failure(SCOPE_SHARED, &key, input.now);
             }
-            let can_retry = f == AuthFailure::TokenMismatch
-                && device.is_some()
-                && auth.token.is_some()
-                && auth.device_token.is_none();
             return Err(f.rejection(can_retry, auth.provided()));
         }
     };
@@ -106,6 +107,36 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
         method,
         device,
         locality,
+    })
+}
+
+/// Primary credential, then bootstrap, then device token (protocol.md §8.2).
+/// `Err` carries the failure and `canRetryWithDeviceToken`.
+fn authenticate(input: &Input<'_>, auth: &ConnectAuth, device: Option<&VerifiedDevice>) -> Result<AuthMethod, (AuthFailure, bool)> {
+    let primary = check_shared(input.auth, auth);
+    if primary.is_ok() && input.auth.mode != AuthMode::None {
+        return primary.map_err(|f| (f, false));
+    }
+    let Some(dev) = device else {
+        return primary.map_err(|f| (f, false));
+    };
+    let has_shared = auth.token.is_some() || auth.password.is_some();
+    if auth.bootstrap_token.is_some() && !has_shared && auth.device_token.is_none() {
+        return Ok(AuthMethod::BootstrapToken);
+    }
+    let role = input.connect.role.as_str();
+    let scopes = input.connect.scopes();
+    if let Some(dt) = auth.device_token.as_deref().or(auth.token.as_deref()).filter(|t| !t.is_empty()) {
+        match (input.tokens)(dev, role, dt, scopes) {
+            TokenCheck::Valid => return Ok(AuthMethod::DeviceToken),
+            TokenCheck::ScopeMismatch => return Err((AuthFailure::ScopeMismatch, false)),
+            TokenCheck::Mismatch if auth.device_token.is_some() => return Err((AuthFailure::DeviceTokenMismatch, false)),
+            TokenCheck::Mismatch => {}
+        }
+    }
+    primary.map_err(|f| {
+        let can_retry = f == AuthFailure::TokenMismatch && auth.token.is_some() && auth.device_token.is_none();
+        (f, can_retry)
     })
 }
 

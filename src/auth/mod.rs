@@ -48,6 +48,9 @@ pub enum AuthFailure {
     PasswordMissing,
     PasswordMissingConfig,
     PasswordMismatch,
+    DeviceTokenMismatch,
+    ScopeMismatch,
+    BootstrapInvalid,
     RateLimited { retry_after_ms: u64 },
 }
 
@@ -85,6 +88,9 @@ impl AuthFailure {
                 "AUTH_PASSWORD_MISMATCH",
                 "update_auth_credentials",
             ),
+            DeviceTokenMismatch => ("device_token_mismatch", "AUTH_DEVICE_TOKEN_MISMATCH", "update_auth_credentials"),
+            ScopeMismatch => ("scope_mismatch", "AUTH_SCOPE_MISMATCH", "review_auth_configuration"),
+            BootstrapInvalid => ("bootstrap_token_invalid", "AUTH_BOOTSTRAP_TOKEN_INVALID", "review_auth_configuration"),
             RateLimited { .. } => ("rate_limited", "AUTH_RATE_LIMITED", "wait_then_retry"),
         }
     }
@@ -93,7 +99,10 @@ impl AuthFailure {
     pub fn counts(self) -> bool {
         matches!(
             self,
-            AuthFailure::TokenMismatch | AuthFailure::PasswordMismatch
+            AuthFailure::TokenMismatch
+                | AuthFailure::PasswordMismatch
+                | AuthFailure::DeviceTokenMismatch
+                | AuthFailure::BootstrapInvalid
         )
     }
 
@@ -139,6 +148,9 @@ fn describe(f: AuthFailure) -> &'static str {
             "password not configured on the gateway (set gateway.auth.password)"
         }
         PasswordMismatch => "password mismatch (use this gateway's gateway.auth.password)",
+        DeviceTokenMismatch => "device token mismatch (re-pair the device or rotate its token)",
+        ScopeMismatch => "device token does not cover the requested scopes",
+        BootstrapInvalid => "bootstrap token invalid or expired (ask for a new setup code)",
         RateLimited { .. } => "rate limited",
     }
 }

@@ -39,8 +39,9 @@ fn settings_for_run(a: &RunArgs) -> anyhow::Result<(Settings, bool)> {
 pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     let (settings, generated) = settings_for_run(&a)?;
     let identity = Identity::load_or_create(&settings.paths.state_dir)?;
+    let pairing = crate::pairing::store::Store::open(&settings.paths.state_dir)?;
     let listeners = listen::bind_all(&settings)?;
-    let gw = Gateway::new(settings, identity);
+    let gw = Gateway::new(settings, identity, pairing);
     listen::serve(&gw, listeners);
     gw.spawn_tick();
     banner(&gw, generated);

@@ -174,7 +174,12 @@ async fn handshake(
         Ok(c) => c,
         Err(r) => return Err(reject(ws, &id, &r).await),
     };
+    let tokens = |d: &crate::protocol::signature::VerifiedDevice, role: &str, tok: &str, scopes: &[String]| {
+        let pk = crate::protocol::signature::encode_public_key(&d.public_key);
+        gw.pairing.read(|p| p.check_device_token(&d.id, &pk, role, tok, scopes))
+    };
     let input = handshake::Input {
+        tokens: &tokens,
         connect: &connect,
         transport: t,
         auth: &gw.settings.auth,

@@ -36,6 +36,7 @@ pub struct Gateway {
     pub settings: Settings,
     pub identity: Identity,
     pub hub: hub::Hub,
+    pub pairing: crate::pairing::store::Store,
     pub limiter: RateLimiter,
     pub budget: Arc<budget::Budget>,
     pub hosts: HostPolicy,
@@ -47,7 +48,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(settings: Settings, identity: Identity) -> Arc<Gateway> {
+    pub fn new(settings: Settings, identity: Identity, pairing: crate::pairing::store::Store) -> Arc<Gateway> {
         let limiter = RateLimiter::new(&settings.auth.rate_limit);
         let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
         let hosts = host_policy(&settings);
@@ -56,6 +57,7 @@ impl Gateway {
             settings,
             identity,
             hub,
+            pairing,
             limiter,
             budget,
             hosts,
