@@ -32,7 +32,8 @@ pub struct Admission {
 }
 
 /// Checks a device token against the pairing store: (device, role, token, requested scopes).
-pub type TokenChecker<'a> = &'a (dyn Fn(&VerifiedDevice, &str, &str, &[String]) -> TokenCheck + Sync);
+pub type TokenChecker<'a> =
+    &'a (dyn Fn(&VerifiedDevice, &str, &str, &[String]) -> TokenCheck + Sync);
 
 /// Inputs of the decision.
 pub struct Input<'a> {
@@ -112,7 +113,11 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
 
 /// Primary credential, then bootstrap, then device token (protocol.md §8.2).
 /// `Err` carries the failure and `canRetryWithDeviceToken`.
-fn authenticate(input: &Input<'_>, auth: &ConnectAuth, device: Option<&VerifiedDevice>) -> Result<AuthMethod, (AuthFailure, bool)> {
+fn authenticate(
+    input: &Input<'_>,
+    auth: &ConnectAuth,
+    device: Option<&VerifiedDevice>,
+) -> Result<AuthMethod, (AuthFailure, bool)> {
     let primary = check_shared(input.auth, auth);
     if primary.is_ok() && input.auth.mode != AuthMode::None {
         return primary.map_err(|f| (f, false));
@@ -126,16 +131,24 @@ fn authenticate(input: &Input<'_>, auth: &ConnectAuth, device: Option<&VerifiedD
     }
     let role = input.connect.role.as_str();
     let scopes = input.connect.scopes();
-    if let Some(dt) = auth.device_token.as_deref().or(auth.token.as_deref()).filter(|t| !t.is_empty()) {
+    if let Some(dt) = auth
+        .device_token
+        .as_deref()
+        .or(auth.token.as_deref())
+        .filter(|t| !t.is_empty())
+    {
         match (input.tokens)(dev, role, dt, scopes) {
             TokenCheck::Valid => return Ok(AuthMethod::DeviceToken),
             TokenCheck::ScopeMismatch => return Err((AuthFailure::ScopeMismatch, false)),
-            TokenCheck::Mismatch if auth.device_token.is_some() => return Err((AuthFailure::DeviceTokenMismatch, false)),
+            TokenCheck::Mismatch if auth.device_token.is_some() => {
+                return Err((AuthFailure::DeviceTokenMismatch, false))
+            }
             TokenCheck::Mismatch => {}
         }
     }
     primary.map_err(|f| {
-        let can_retry = f == AuthFailure::TokenMismatch && auth.token.is_some() && auth.device_token.is_none();
+        let can_retry =
+            f == AuthFailure::TokenMismatch && auth.token.is_some() && auth.device_token.is_none();
         (f, can_retry)
     })
 }

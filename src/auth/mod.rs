@@ -88,9 +88,21 @@ impl AuthFailure {
                 "AUTH_PASSWORD_MISMATCH",
                 "update_auth_credentials",
             ),
-            DeviceTokenMismatch => ("device_token_mismatch", "AUTH_DEVICE_TOKEN_MISMATCH", "update_auth_credentials"),
-            ScopeMismatch => ("scope_mismatch", "AUTH_SCOPE_MISMATCH", "review_auth_configuration"),
-            BootstrapInvalid => ("bootstrap_token_invalid", "AUTH_BOOTSTRAP_TOKEN_INVALID", "review_auth_configuration"),
+            DeviceTokenMismatch => (
+                "device_token_mismatch",
+                "AUTH_DEVICE_TOKEN_MISMATCH",
+                "update_auth_credentials",
+            ),
+            ScopeMismatch => (
+                "scope_mismatch",
+                "AUTH_SCOPE_MISMATCH",
+                "review_auth_configuration",
+            ),
+            BootstrapInvalid => (
+                "bootstrap_token_invalid",
+                "AUTH_BOOTSTRAP_TOKEN_INVALID",
+                "review_auth_configuration",
+            ),
             RateLimited { .. } => ("rate_limited", "AUTH_RATE_LIMITED", "wait_then_retry"),
         }
     }

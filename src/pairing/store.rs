@@ -26,7 +26,10 @@ pub const STORE_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot access {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is corrupt ({why}); restore it from a backup or move it aside to start with no pairings")]
     Corrupt { path: PathBuf, why: String },
     #[error("another clawgate gateway already uses the state dir {0} (stop it, or set OPENCLAW_STATE_DIR)")]
@@ -64,18 +67,37 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let path = Self::file(state_dir);
         let dir = path.parent().unwrap_or(state_dir).to_path_buf();
-        let io = |p: &Path| { let p = p.to_path_buf(); move |source| StoreError::Io { path: p, source } };
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| StoreError::Io { path: p, source }
+        };
         crate::state::ensure_dir(&dir).map_err(io(&dir))?;
         let lock_path = dir.join(".lock");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked(state_dir.to_path_buf()));
         }
         let data = match crate::state::read_optional(&path).map_err(io(&path))? {
-            None => PairingData { version: STORE_VERSION, ..Default::default() },
-            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { path: path.clone(), why: e.to_string() })?,
+            None => PairingData {
+                version: STORE_VERSION,
+                ..Default::default()
+            },
+            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                why: e.to_string(),
+            })?,
         };
-        Ok(Store { path, data: Mutex::new(data), write: tokio::sync::Mutex::new(()), _lock: lock })
+        Ok(Store {
+            path,
+            data: Mutex::new(data),
+            write: tokio::sync::Mutex::new(()),
+            _lock: lock,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, PairingData> {
@@ -105,14 +127,25 @@ impl Store {
         let bytes = {
             let mut d = self.lock();
             d.version = STORE_VERSION;
-            serde_json::to_vec_pretty(&*d).map_err(|e| StoreError::Corrupt { path: self.path.clone(), why: e.to_string() })?
+            serde_json::to_vec_pretty(&*d).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                why: e.to_string(),
+            })?
         };
         let path = self.path.clone();
-        let res = tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, SECRET_FILE_MODE)).await;
+        let res =
+            tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, SECRET_FILE_MODE))
+                .await;
         match res {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(StoreError::Io { path: self.path.clone(), source }),
-            Err(e) => Err(StoreError::Io { path: self.path.clone(), source: std::io::Error::other(e.to_string()) }),
+            Ok(Err(source)) => Err(StoreError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(e) => Err(StoreError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            }),
         }
     }
 }
@@ -127,15 +160,44 @@ mod tests {
     async fn persists_reloads_and_locks() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
-        let c = DeviceConnect { device_id: "d1".into(), public_key: "pk".into(), role: "node".into(), scopes: vec![], meta: ClientMeta::default() };
-        let id = store.update(|d| d.request(&c, Reason::NotPaired, false, crate::util::now_ms(), &mut OsEntropy).0.request_id).await.unwrap();
-        store.update(|d| d.approve(&id, None, crate::util::now_ms(), &mut OsEntropy)).await.unwrap().unwrap();
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Locked(_))
+        ));
+        let c = DeviceConnect {
+            device_id: "d1".into(),
+            public_key: "pk".into(),
+            role: "node".into(),
+            scopes: vec![],
+            meta: ClientMeta::default(),
+        };
+        let id = store
+            .update(|d| {
+                d.request(
+                    &c,
+                    Reason::NotPaired,
+                    false,
+                    crate::util::now_ms(),
+                    &mut OsEntropy,
+                )
+                .0
+                .request_id
+            })
+            .await
+            .unwrap();
+        store
+            .update(|d| d.approve(&id, None, crate::util::now_ms(), &mut OsEntropy))
+            .await
+            .unwrap()
+            .unwrap();
         drop(store);
         let again = Store::open(dir.path()).unwrap();
         assert!(again.read(|d| d.paired.contains_key("d1")));
         drop(again);
         std::fs::write(Store::file(dir.path()), "{ truncated").unwrap();
-        assert!(matches!(Store::open(dir.path()), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

@@ -69,7 +69,11 @@ pub struct PairedDevice {
 impl PairedDevice {
     /// Effective roles: approved roles that hold a live token.
     pub fn effective_roles(&self) -> Vec<String> {
-        self.roles.iter().filter(|r| self.tokens.get(*r).is_some_and(DeviceToken::is_live)).cloned().collect()
+        self.roles
+            .iter()
+            .filter(|r| self.tokens.get(*r).is_some_and(DeviceToken::is_live))
+            .cloned()
+            .collect()
     }
 }
 

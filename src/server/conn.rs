@@ -174,9 +174,13 @@ async fn handshake(
         Ok(c) => c,
         Err(r) => return Err(reject(ws, &id, &r).await),
     };
-    let tokens = |d: &crate::protocol::signature::VerifiedDevice, role: &str, tok: &str, scopes: &[String]| {
+    let tokens = |d: &crate::protocol::signature::VerifiedDevice,
+                  role: &str,
+                  tok: &str,
+                  scopes: &[String]| {
         let pk = crate::protocol::signature::encode_public_key(&d.public_key);
-        gw.pairing.read(|p| p.check_device_token(&d.id, &pk, role, tok, scopes))
+        gw.pairing
+            .read(|p| p.check_device_token(&d.id, &pk, role, tok, scopes))
     };
     let input = handshake::Input {
         tokens: &tokens,
@@ -189,8 +193,16 @@ async fn handshake(
         now: Instant::now(),
     };
     match handshake::decide(&input, &gw.limiter) {
-        Ok(a) => {
-            let hello = hello_ok(gw, &connect, &a);
+        Ok(mut a) => {
+            let paired = match super::admit::pair(gw, &connect, &a, t).await {
+                Ok(p) => p,
+                Err(r) => {
+                    tracing::info!(code = ?r.error.detail_code(), "connect held for pairing: {}", r.error.message);
+                    return Err(reject(ws, &id, &r).await);
+                }
+            };
+            a.scopes = paired.scopes.clone();
+            let hello = hello_ok(gw, &connect, &a, &paired);
             ws.send(Message::text(frames::res_ok_raw(&id, &hello)))
                 .await
                 .map_err(|_| None)?;
@@ -217,7 +229,7 @@ async fn close_ws(ws: &mut Ws, code: u16, reason: &str) {
 }
 
 /// The `hello-ok` payload JSON.
-fn hello_ok(gw: &Gateway, c: &Connect, a: &Admission) -> String {
+fn hello_ok(gw: &Gateway, c: &Connect, a: &Admission, p: &super::admit::Paired) -> String {
     let admin = a.role == Role::Operator
         && crate::protocol::scopes::satisfies(&a.scopes, crate::protocol::scopes::ADMIN);
     let mut snapshot = json!({
@@ -237,10 +249,25 @@ fn hello_ok(gw: &Gateway, c: &Connect, a: &Admission) -> String {
         "server": {"version": env!("CARGO_PKG_VERSION"), "connId": uuid::Uuid::new_v4().to_string(), "bootId": gw.boot_id},
         "features": {"methods": methods::IMPLEMENTED, "events": methods::EVENTS},
         "snapshot": snapshot,
-        "auth": {"method": a.method.wire_name(), "role": a.role.as_str(), "scopes": a.scopes},
+        "auth": auth_block(a, p),
         "policy": {"maxPayload": MAX_PAYLOAD_BYTES, "maxBufferedBytes": MAX_BUFFERED_BYTES, "tickIntervalMs": gw.settings.tick_interval.as_millis() as u64},
     })
     .to_string()
+}
+
+/// `hello-ok.auth`: live scopes, plus issued device tokens.
+fn auth_block(a: &Admission, p: &super::admit::Paired) -> Value {
+    let mut v =
+        json!({"method": a.method.wire_name(), "role": a.role.as_str(), "scopes": a.scopes});
+    if let Some(t) = &p.device_token {
+        v["deviceToken"] = json!(t.token);
+        v["issuedAtMs"] = json!(t.rotated_at_ms.unwrap_or(t.created_at_ms));
+    }
+    if !p.device_tokens.is_empty() {
+        let list: Vec<Value> = p.device_tokens.iter().map(|t| json!({"deviceToken": t.token, "role": t.role, "scopes": t.scopes, "issuedAtMs": t.created_at_ms})).collect();
+        v["deviceTokens"] = Value::Array(list);
+    }
+    v
 }
 
 /// Presence key and fields for a non-CLI client.
@@ -310,7 +337,8 @@ async fn session(gw: Arc<Gateway>, mut ws: Ws, t: Transport, c: Connect, a: Admi
             .upsert(key, fields.clone(), crate::util::now_ms());
         broadcast_presence(&gw, sv);
     }
-    let mut s = Session::new(reg.id, a, c);
+    let node_id = register_node(&gw, &c, &a, &t, &reg).await;
+    let mut s = Session::new(reg.id, reg.tx.clone(), a, c);
     let mut seq: u64 = 0;
     let end = loop {
         tokio::select! {
@@ -326,6 +354,11 @@ async fn session(gw: Arc<Gateway>, mut ws: Ws, t: Transport, c: Connect, a: Admi
                 break Some((k.code, k.reason));
             }
             out = reg.rx.recv() => match out {
+                Some(Outbound::Reply(text)) => {
+                    if let Err(e) = ws.send(Message::text(text)).await {
+                        break write_failure(e);
+                    }
+                }
                 Some(Outbound::Event(ev)) => {
                     seq += 1;
                     if let Err(e) = ws.send(Message::text(ev.with_seq(seq))).await {
@@ -336,9 +369,10 @@ async fn session(gw: Arc<Gateway>, mut ws: Ws, t: Transport, c: Connect, a: Admi
             },
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    let reply = methods::dispatch(&gw, &mut s, &text).await;
-                    if let Err(e) = ws.send(Message::text(reply)).await {
-                        break write_failure(e);
+                    if let Some(reply) = methods::dispatch(&gw, &mut s, &text).await {
+                        if let Err(e) = ws.send(Message::text(reply)).await {
+                            break write_failure(e);
+                        }
                     }
                     if s.flooding() {
                         break Some((close::POLICY, "repeated unauthorized calls".into()));
@@ -364,10 +398,82 @@ async fn session(gw: Arc<Gateway>, mut ws: Ws, t: Transport, c: Connect, a: Admi
         close_ws(&mut ws, code, &reason).await;
     }
     gw.hub.unregister(reg.id);
+    if let Some(n) = &node_id {
+        gw.nodes.disconnect(n, reg.id);
+    }
     if let Some(sv) = presence.and_then(|(key, _)| gw.hub.presence.remove(&key)) {
         broadcast_presence(&gw, sv);
     }
     tracing::debug!(conn = reg.id, "disconnected");
+}
+
+/// Registers a node connection and reconciles its declared command surface.
+async fn register_node(
+    gw: &Gateway,
+    c: &Connect,
+    a: &Admission,
+    t: &Transport,
+    reg: &super::hub::Registration,
+) -> Option<String> {
+    let id = a
+        .device
+        .as_ref()
+        .filter(|_| a.role == Role::Node)?
+        .id
+        .clone();
+    let p = &c.params;
+    let (commands, caps) = (
+        p.commands.clone().unwrap_or_default(),
+        p.caps.clone().unwrap_or_default(),
+    );
+    let client = c.client();
+    let now = crate::util::now_ms();
+    let display = client.display_name.clone();
+    let reconciled = gw
+        .pairing
+        .update(|d| {
+            d.reconcile_node(
+                &id,
+                &commands,
+                &caps,
+                display.as_deref(),
+                now,
+                &mut crate::pairing::store::OsEntropy,
+            )
+        })
+        .await;
+    let (effective, request) = match reconciled {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("pairing store write failed: {e}");
+            (vec![], None)
+        }
+    };
+    if let Some((req, true)) = &request {
+        let mut ev = json!(req);
+        ev["displayName"] = json!(display);
+        gw.hub
+            .broadcast(EventFrame::new("node.pair.requested", &ev));
+        tracing::info!(node = %id, request = %req.request_id, "node command surface awaits approval: clawgate nodes approve {}", req.request_id);
+    }
+    let info = json!({
+        "displayName": display, "platform": client.platform, "version": client.version,
+        "clientId": client.id, "clientMode": client.mode, "deviceFamily": client.device_family,
+        "modelIdentifier": client.model_identifier, "remoteIp": t.peer.to_string(), "caps": caps,
+        "declaredCommands": commands, "pathEnv": p.path_env, "permissions": p.permissions,
+    });
+    gw.nodes.connect(
+        &id,
+        super::nodes::NodeConn {
+            conn_id: reg.id,
+            tx: reg.tx.clone(),
+            info,
+            declared: commands,
+            effective,
+            connected_at_ms: now,
+        },
+    );
+    Some(id)
 }
 
 fn write_failure(e: WsError) -> Option<(u16, String)> {

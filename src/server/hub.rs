@@ -26,6 +26,8 @@ pub const OUTBOUND_QUEUE: usize = 256;
 #[derive(Debug, Clone)]
 pub enum Outbound {
     Event(Arc<EventFrame>),
+    /// A response completed after its request was handed off (e.g. `node.invoke`).
+    Reply(String),
 }
 
 /// Why the hub asked a connection to close.
@@ -49,6 +51,7 @@ pub struct ConnEntry {
 /// What a connection keeps after registering.
 pub struct Registration {
     pub id: u64,
+    pub tx: mpsc::Sender<Outbound>,
     pub rx: mpsc::Receiver<Outbound>,
     pub kick: CancellationToken,
     kick_reason: Arc<Mutex<Option<Kick>>>,
@@ -115,13 +118,14 @@ impl Hub {
             scopes,
             device_id,
             shared_secret,
-            tx,
+            tx: tx.clone(),
             kick: kick.clone(),
             kick_reason: kick_reason.clone(),
         };
         lock(&self.conns).insert(id, entry);
         Registration {
             id,
+            tx,
             rx,
             kick,
             kick_reason,
@@ -204,9 +208,13 @@ mod tests {
         hub.broadcast(EventFrame::new("device.pair.requested", &json!({})));
         hub.broadcast(EventFrame::new("tick", &json!({"ts": 1})));
         hub.broadcast(EventFrame::new("mystery", &json!({})));
-        let Outbound::Event(first) = admin.rx.recv().await.unwrap();
+        let Some(Outbound::Event(first)) = admin.rx.recv().await else {
+            panic!()
+        };
         assert_eq!(first.name, "device.pair.requested");
-        let Outbound::Event(first) = op.rx.recv().await.unwrap();
+        let Some(Outbound::Event(first)) = op.rx.recv().await else {
+            panic!()
+        };
         assert_eq!(
             first.name, "tick",
             "read-only operator gets no pairing events"

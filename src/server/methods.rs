@@ -20,28 +20,80 @@ pub const IMPLEMENTED: &[&str] = &[
     "system-event",
     "gateway.identity.get",
     "config.get",
+    "device.pair.list",
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+    "device.pair.rename",
+    "device.token.rotate",
+    "device.token.revoke",
+    "node.pair.list",
+    "node.pair.approve",
+    "node.pair.reject",
+    "node.pair.remove",
+    "node.rename",
+    "node.list",
+    "node.describe",
+    "node.invoke",
+    "node.invoke.result",
+    "node.invoke.progress",
+    "node.event",
 ];
 /// Events this gateway emits.
-pub const EVENTS: &[&str] = &["connect.challenge", "tick", "presence", "shutdown"];
+pub const EVENTS: &[&str] = &[
+    "connect.challenge",
+    "tick",
+    "presence",
+    "shutdown",
+    "device.pair.requested",
+    "device.pair.resolved",
+    "node.pair.requested",
+    "node.pair.resolved",
+    "node.invoke.request",
+];
 /// Consecutive role violations tolerated before closing 1008 (`unauthorized-flood-guard.ts`).
 pub const MAX_UNAUTHORIZED_ROLE_CALLS: u32 = 10;
 
 /// Per-connection state visible to handlers.
 pub struct Session {
     pub conn_id: u64,
+    /// This connection's outbound queue, for replies completed later.
+    pub tx: tokio::sync::mpsc::Sender<super::hub::Outbound>,
     pub admission: Admission,
     pub connect: Connect,
     unauthorized_streak: u32,
 }
 
 impl Session {
-    pub fn new(conn_id: u64, admission: Admission, connect: Connect) -> Self {
+    pub fn new(
+        conn_id: u64,
+        tx: tokio::sync::mpsc::Sender<super::hub::Outbound>,
+        admission: Admission,
+        connect: Connect,
+    ) -> Self {
         Session {
             conn_id,
+            tx,
             admission,
             connect,
             unauthorized_streak: 0,
         }
+    }
+
+    /// The pairing view of this caller.
+    pub fn caller(&self) -> crate::pairing::Caller {
+        crate::pairing::Caller {
+            scopes: self.admission.scopes.clone(),
+            device_id: self.admission.device.as_ref().map(|d| d.id.clone()),
+            via_device_token: self.admission.method == crate::auth::AuthMethod::DeviceToken,
+        }
+    }
+
+    /// The node id of a node-role connection (its device id).
+    pub fn node_id(&self) -> Option<&str> {
+        (self.admission.role == Role::Node)
+            .then(|| self.admission.device.as_ref().map(|d| d.id.as_str()))
+            .flatten()
     }
 
     /// More than the tolerated number of consecutive role violations.
@@ -56,20 +108,29 @@ impl Session {
 }
 
 /// Handles one text frame and returns the response frame.
-pub async fn dispatch(gw: &Gateway, s: &mut Session, text: &str) -> String {
+/// Handles one text frame; `None` when the reply will arrive on the session's queue.
+pub async fn dispatch(gw: &std::sync::Arc<Gateway>, s: &mut Session, text: &str) -> Option<String> {
+    Some(dispatch_inner(gw, s, text).await?)
+}
+
+async fn dispatch_inner(
+    gw: &std::sync::Arc<Gateway>,
+    s: &mut Session,
+    text: &str,
+) -> Option<String> {
     let req = match frames::parse_request(text) {
         Ok(r) => r,
-        Err(e) => return frames::res_err(&e.id, &WireError::invalid(e.message)),
+        Err(e) => return Some(frames::res_err(&e.id, &WireError::invalid(e.message))),
     };
     let access = match scopes::method_access(&req.method)
         .filter(|_| IMPLEMENTED.contains(&req.method.as_ref()))
     {
         Some(a) => a,
         None => {
-            return frames::res_err(
+            return Some(frames::res_err(
                 &req.id,
                 &WireError::invalid(format!("unknown method: {}", req.method)),
-            )
+            ))
         }
     };
     match scopes::authorize(access, s.admission.role, &s.admission.scopes) {
@@ -81,11 +142,25 @@ pub async fn dispatch(gw: &Gateway, s: &mut Session, text: &str) -> String {
                 s.admission.role.as_str(),
                 req.method
             );
-            return frames::res_err(&req.id, &WireError::invalid(msg));
+            return Some(frames::res_err(&req.id, &WireError::invalid(msg)));
         }
         Err(Denied::Scope(scope)) => {
-            return frames::res_err(&req.id, &WireError::missing_scope(scope))
+            return Some(frames::res_err(&req.id, &WireError::missing_scope(scope)))
         }
+    }
+    let params = req.params.map(|p| p.get()).unwrap_or("{}");
+    if let Some(r) = super::methods_pairing::handle(gw, s, &req.method, params).await {
+        return Some(
+            r.map(|v| frames::res_ok(&req.id, &v))
+                .unwrap_or_else(|e| frames::res_err(&req.id, &e)),
+        );
+    }
+    if let Some(r) = super::methods_nodes::handle(gw, s, &req.id, &req.method, params).await {
+        return match r {
+            Ok(Some(v)) => Some(frames::res_ok(&req.id, &v)),
+            Ok(None) => None,
+            Err(e) => Some(frames::res_err(&req.id, &e)),
+        };
     }
     let result = match req.method.as_ref() {
         "health" => Ok(frames::res_ok(&req.id, &health_snapshot(gw))),
@@ -104,7 +179,7 @@ pub async fn dispatch(gw: &Gateway, s: &mut Session, text: &str) -> String {
         "config.get" => Ok(frames::res_ok(&req.id, &config_get(gw, s))),
         other => Err(WireError::invalid(format!("unknown method: {other}"))),
     };
-    result.unwrap_or_else(|e| frames::res_err(&req.id, &e))
+    Some(result.unwrap_or_else(|e| frames::res_err(&req.id, &e)))
 }
 
 /// The health snapshot (`health` result and `hello-ok.snapshot.health`).

@@ -5,6 +5,7 @@
 //! [`TaskTracker`] and observes its [`CancellationToken`]; [`Gateway::shutdown`]
 //! cancels, lets connections send `shutdown` + close 1012, and waits for the drain.
 
+pub mod admit;
 pub mod budget;
 pub mod conn;
 pub mod guard_io;
@@ -12,6 +13,9 @@ pub mod http;
 pub mod hub;
 pub mod listen;
 pub mod methods;
+pub mod methods_nodes;
+pub mod methods_pairing;
+pub mod nodes;
 pub mod presence;
 
 use std::net::SocketAddr;
@@ -37,6 +41,7 @@ pub struct Gateway {
     pub identity: Identity,
     pub hub: hub::Hub,
     pub pairing: crate::pairing::store::Store,
+    pub nodes: nodes::Nodes,
     pub limiter: RateLimiter,
     pub budget: Arc<budget::Budget>,
     pub hosts: HostPolicy,
@@ -48,7 +53,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(settings: Settings, identity: Identity, pairing: crate::pairing::store::Store) -> Arc<Gateway> {
+    pub fn new(
+        settings: Settings,
+        identity: Identity,
+        pairing: crate::pairing::store::Store,
+    ) -> Arc<Gateway> {
         let limiter = RateLimiter::new(&settings.auth.rate_limit);
         let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
         let hosts = host_policy(&settings);
@@ -58,6 +67,7 @@ impl Gateway {
             identity,
             hub,
             pairing,
+            nodes: nodes::Nodes::default(),
             limiter,
             budget,
             hosts,

@@ -19,11 +19,24 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 fn conn(id: &str, role: &str, scopes: &[&str]) -> DeviceConnect {
-    DeviceConnect { device_id: id.into(), public_key: format!("pk-{id}"), role: role.into(), scopes: s(scopes), meta: ClientMeta { platform: Some("linux".into()), ..Default::default() } }
+    DeviceConnect {
+        device_id: id.into(),
+        public_key: format!("pk-{id}"),
+        role: role.into(),
+        scopes: s(scopes),
+        meta: ClientMeta {
+            platform: Some("linux".into()),
+            ..Default::default()
+        },
+    }
 }
 
 fn admin() -> Caller {
-    Caller { scopes: s(&["operator.admin"]), device_id: None, via_device_token: false }
+    Caller {
+        scopes: s(&["operator.admin"]),
+        device_id: None,
+        via_device_token: false,
+    }
 }
 
 #[test]
@@ -33,13 +46,24 @@ fn not_paired_then_approved_then_paired() {
     assert_eq!(d.evaluate(&c), Some(Reason::NotPaired));
     let (r, new) = d.request(&c, Reason::NotPaired, false, 1000, &mut e);
     assert!(new);
-    let (_, dev) = d.approve(&r.request_id, Some(&admin()), 2000, &mut e).unwrap();
+    let (_, dev) = d
+        .approve(&r.request_id, Some(&admin()), 2000, &mut e)
+        .unwrap();
     assert_eq!(dev.roles, ["node"]);
     assert_eq!(d.evaluate(&c), None);
     let tok = dev.tokens["node"].token.clone();
-    assert_eq!(d.check_device_token("d1", "pk-d1", "node", &tok, &[]), TokenCheck::Valid);
-    assert_eq!(d.check_device_token("d1", "pk-d1", "node", "wrong", &[]), TokenCheck::Mismatch);
-    assert_eq!(d.check_device_token("d1", "other-key", "node", &tok, &[]), TokenCheck::Mismatch);
+    assert_eq!(
+        d.check_device_token("d1", "pk-d1", "node", &tok, &[]),
+        TokenCheck::Valid
+    );
+    assert_eq!(
+        d.check_device_token("d1", "pk-d1", "node", "wrong", &[]),
+        TokenCheck::Mismatch
+    );
+    assert_eq!(
+        d.check_device_token("d1", "other-key", "node", &tok, &[]),
+        TokenCheck::Mismatch
+    );
 }
 
 #[test]
@@ -49,7 +73,10 @@ fn retries_refresh_one_request_and_changes_supersede() {
     let (r1, new1) = d.request(&c, Reason::NotPaired, true, 1000, &mut e);
     for t in 0..50 {
         let (r, new) = d.request(&c, Reason::NotPaired, true, 1100 + t, &mut e);
-        assert_eq!((r.request_id.as_str(), new), (r1.request_id.as_str(), false));
+        assert_eq!(
+            (r.request_id.as_str(), new),
+            (r1.request_id.as_str(), false)
+        );
     }
     assert!(new1);
     assert_eq!(d.pending.len(), 1);
@@ -65,18 +92,51 @@ fn retries_refresh_one_request_and_changes_supersede() {
 #[test]
 fn pending_expires_after_ttl() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
-    let (r, _) = d.request(&conn("d1", "node", &[]), Reason::NotPaired, false, 0, &mut e);
-    assert_eq!(d.approve(&r.request_id, Some(&admin()), PENDING_TTL_MS, &mut e).unwrap_err(), PairingError::UnknownRequest);
+    let (r, _) = d.request(
+        &conn("d1", "node", &[]),
+        Reason::NotPaired,
+        false,
+        0,
+        &mut e,
+    );
+    assert_eq!(
+        d.approve(&r.request_id, Some(&admin()), PENDING_TTL_MS, &mut e)
+            .unwrap_err(),
+        PairingError::UnknownRequest
+    );
 }
 
 #[test]
 fn approval_is_bounded_by_the_callers_scopes() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
-    let (r, _) = d.request(&conn("d1", "operator", &["operator.admin"]), Reason::NotPaired, false, 0, &mut e);
-    let pairing_only = Caller { scopes: s(&["operator.pairing"]), device_id: None, via_device_token: false };
-    assert_eq!(d.approve(&r.request_id, Some(&pairing_only), 1, &mut e).unwrap_err(), PairingError::CallerMissingScope("operator.admin".into()));
-    let (rn, _) = d.request(&conn("n1", "node", &[]), Reason::NotPaired, false, 0, &mut e);
-    assert!(matches!(d.approve(&rn.request_id, Some(&pairing_only), 1, &mut e), Err(PairingError::CallerMissingScope(_))));
+    let (r, _) = d.request(
+        &conn("d1", "operator", &["operator.admin"]),
+        Reason::NotPaired,
+        false,
+        0,
+        &mut e,
+    );
+    let pairing_only = Caller {
+        scopes: s(&["operator.pairing"]),
+        device_id: None,
+        via_device_token: false,
+    };
+    assert_eq!(
+        d.approve(&r.request_id, Some(&pairing_only), 1, &mut e)
+            .unwrap_err(),
+        PairingError::CallerMissingScope("operator.admin".into())
+    );
+    let (rn, _) = d.request(
+        &conn("n1", "node", &[]),
+        Reason::NotPaired,
+        false,
+        0,
+        &mut e,
+    );
+    assert!(matches!(
+        d.approve(&rn.request_id, Some(&pairing_only), 1, &mut e),
+        Err(PairingError::CallerMissingScope(_))
+    ));
 }
 
 #[test]
@@ -95,7 +155,10 @@ fn role_and_metadata_upgrades() {
     let c = conn("d1", "node", &[]);
     let (r, _) = d.request(&c, Reason::NotPaired, false, 0, &mut e);
     d.approve(&r.request_id, Some(&admin()), 1, &mut e).unwrap();
-    assert_eq!(d.evaluate(&conn("d1", "operator", &[])), Some(Reason::RoleUpgrade));
+    assert_eq!(
+        d.evaluate(&conn("d1", "operator", &[])),
+        Some(Reason::RoleUpgrade)
+    );
     let mut moved = c.clone();
     moved.meta.platform = Some(" LINUX ".into());
     assert_eq!(d.evaluate(&moved), None, "normalised metadata is equal");
@@ -108,37 +171,128 @@ fn role_and_metadata_upgrades() {
 #[test]
 fn rotation_cannot_mint_roles_or_foreign_scopes() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
-    let (r, _) = d.request(&conn("d1", "operator", &["operator.read", "operator.write"]), Reason::NotPaired, false, 0, &mut e);
+    let (r, _) = d.request(
+        &conn("d1", "operator", &["operator.read", "operator.write"]),
+        Reason::NotPaired,
+        false,
+        0,
+        &mut e,
+    );
     d.approve(&r.request_id, Some(&admin()), 1, &mut e).unwrap();
-    let pairing = Caller { scopes: s(&["operator.pairing"]), device_id: None, via_device_token: false };
-    assert!(matches!(d.rotate("d1", "operator", Some(&s(&["operator.admin"])), &pairing, 2, &mut e), Err(PairingError::CallerMissingScope(_))));
-    assert!(matches!(d.rotate("d1", "operator", Some(&s(&["operator.admin"])), &admin(), 2, &mut e), Err(PairingError::CallerMissingScope(_))), "not within approved scopes");
-    assert_eq!(d.rotate("d1", "node", None, &admin(), 2, &mut e).unwrap_err(), PairingError::RoleNotApproved("node".into()));
-    let t = d.rotate("d1", "operator", Some(&s(&["operator.read"])), &admin(), 3, &mut e).unwrap();
+    let pairing = Caller {
+        scopes: s(&["operator.pairing"]),
+        device_id: None,
+        via_device_token: false,
+    };
+    assert!(matches!(
+        d.rotate(
+            "d1",
+            "operator",
+            Some(&s(&["operator.admin"])),
+            &pairing,
+            2,
+            &mut e
+        ),
+        Err(PairingError::CallerMissingScope(_))
+    ));
+    assert!(
+        matches!(
+            d.rotate(
+                "d1",
+                "operator",
+                Some(&s(&["operator.admin"])),
+                &admin(),
+                2,
+                &mut e
+            ),
+            Err(PairingError::CallerMissingScope(_))
+        ),
+        "not within approved scopes"
+    );
+    assert_eq!(
+        d.rotate("d1", "node", None, &admin(), 2, &mut e)
+            .unwrap_err(),
+        PairingError::RoleNotApproved("node".into())
+    );
+    let t = d
+        .rotate(
+            "d1",
+            "operator",
+            Some(&s(&["operator.read"])),
+            &admin(),
+            3,
+            &mut e,
+        )
+        .unwrap();
     assert_eq!(t.scopes, s(&["operator.read"]));
-    let other = Caller { scopes: s(&["operator.pairing"]), device_id: Some("d2".into()), via_device_token: true };
-    assert_eq!(d.revoke("d1", "operator", &other, 4).unwrap_err(), PairingError::NotOwnDevice);
+    let other = Caller {
+        scopes: s(&["operator.pairing"]),
+        device_id: Some("d2".into()),
+        via_device_token: true,
+    };
+    assert_eq!(
+        d.revoke("d1", "operator", &other, 4).unwrap_err(),
+        PairingError::NotOwnDevice
+    );
     d.revoke("d1", "operator", &admin(), 4).unwrap();
-    assert_eq!(d.check_device_token("d1", "pk-d1", "operator", &t.token, &[]), TokenCheck::Mismatch);
-    assert_eq!(d.evaluate(&conn("d1", "operator", &[])), Some(Reason::RoleUpgrade), "revoked role is not effective");
+    assert_eq!(
+        d.check_device_token("d1", "pk-d1", "operator", &t.token, &[]),
+        TokenCheck::Mismatch
+    );
+    assert_eq!(
+        d.evaluate(&conn("d1", "operator", &[])),
+        Some(Reason::RoleUpgrade),
+        "revoked role is not effective"
+    );
 }
 
 #[test]
 fn bootstrap_is_single_use_and_bound() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
-    let profile = BootstrapProfile { roles: s(&["node", "operator"]), scopes: s(&["operator.read", "operator.admin"]) };
+    let profile = BootstrapProfile {
+        roles: s(&["node", "operator"]),
+        scopes: s(&["operator.read", "operator.admin"]),
+    };
     let (tok, exp) = d.issue_bootstrap(profile, 0, &mut e);
     assert_eq!(exp, BOOTSTRAP_TTL_MS);
-    assert!(d.bootstrap.iter().all(|b| b.token_sha256 != tok), "only the hash is stored");
-    assert!(d.redeem_bootstrap(&tok, "d1", "pk-d1", BOOTSTRAP_TTL_MS).is_none(), "expired");
-    let (tok, _) = d.issue_bootstrap(BootstrapProfile { roles: s(&["node"]), scopes: vec![] }, 0, &mut e);
+    assert!(
+        d.bootstrap.iter().all(|b| b.token_sha256 != tok),
+        "only the hash is stored"
+    );
+    assert!(
+        d.redeem_bootstrap(&tok, "d1", "pk-d1", BOOTSTRAP_TTL_MS)
+            .is_none(),
+        "expired"
+    );
+    let (tok, _) = d.issue_bootstrap(
+        BootstrapProfile {
+            roles: s(&["node"]),
+            scopes: vec![],
+        },
+        0,
+        &mut e,
+    );
     assert!(d.redeem_bootstrap(&tok, "d1", "pk-d1", 1).is_some());
-    assert!(d.redeem_bootstrap(&tok, "d1", "pk-d1", 2).is_none(), "never revived");
+    assert!(
+        d.redeem_bootstrap(&tok, "d1", "pk-d1", 2).is_none(),
+        "never revived"
+    );
     assert!(d.redeem_bootstrap(&tok, "d2", "pk-d2", 2).is_none());
-    let (tok, _) = d.issue_bootstrap(BootstrapProfile { roles: s(&["node", "operator"]), scopes: s(&["operator.admin", "operator.read"]) }, 0, &mut e);
+    let (tok, _) = d.issue_bootstrap(
+        BootstrapProfile {
+            roles: s(&["node", "operator"]),
+            scopes: s(&["operator.admin", "operator.read"]),
+        },
+        0,
+        &mut e,
+    );
     let p = d.redeem_bootstrap(&tok, "d3", "pk-d3", 1).unwrap();
     let dev = d.approve_bootstrap(&conn("d3", "node", &[]), &p, 1, &mut e);
-    assert_eq!(dev.approved_scopes, s(&["operator.read"]), "bootstrap never grants admin");
+    assert_eq!(
+        dev.approved_scopes,
+        s(&["operator.read"]),
+        "bootstrap never grants admin"
+    );
     assert!(dev.tokens.contains_key("node") && dev.tokens.contains_key("operator"));
 }
 
@@ -150,15 +304,38 @@ fn node_surface_gating() {
     assert!(eff.is_empty(), "nothing runs before approval");
     let (req, new) = req.unwrap();
     assert!(new);
-    assert_eq!(req.required_approve_scopes, s(&["operator.pairing", "operator.admin"]));
+    assert_eq!(
+        req.required_approve_scopes,
+        s(&["operator.pairing", "operator.admin"])
+    );
     let (_, again) = d.reconcile_node("n1", &cmds, &[], None, 10, &mut e);
-    assert_eq!(again.unwrap(), (NodeRequest { ts: 10, ..req.clone() }, false));
-    let writer = Caller { scopes: s(&["operator.pairing", "operator.write"]), device_id: None, via_device_token: false };
+    assert_eq!(
+        again.unwrap(),
+        (
+            NodeRequest {
+                ts: 10,
+                ..req.clone()
+            },
+            false
+        )
+    );
+    let writer = Caller {
+        scopes: s(&["operator.pairing", "operator.write"]),
+        device_id: None,
+        via_device_token: false,
+    };
     assert!(d.approve_node(&req.request_id, &writer, 20).is_err());
     d.approve_node(&req.request_id, &admin(), 20).unwrap();
     let (eff, req) = d.reconcile_node("n1", &cmds, &[], None, 30, &mut e);
     assert_eq!((eff, req), (cmds.clone(), None));
-    let (eff, req) = d.reconcile_node("n1", &s(&["system.which", "system.run"]), &[], None, 40, &mut e);
+    let (eff, req) = d.reconcile_node(
+        "n1",
+        &s(&["system.which", "system.run"]),
+        &[],
+        None,
+        40,
+        &mut e,
+    );
     assert_eq!(eff, s(&["system.which"]));
     assert!(req.is_some(), "a wider surface asks again");
 }
