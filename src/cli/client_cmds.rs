@@ -63,26 +63,41 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
     }))
 }
 
-async fn one_call(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result<i32> {
+/// Result of one RPC for commands that render their own output.
+pub enum RpcOutcome {
+    Ok(Value),
+    /// Already reported; the exit code.
+    Failed(i32),
+}
+
+/// Connects (CLI defaults), calls one method, closes.
+pub async fn rpc(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result<RpcOutcome> {
     let t = match target(a)? {
         Ok(t) => t,
         Err(usage) => {
             eprintln!("error: {usage}");
-            return Ok(USAGE);
+            return Ok(RpcOutcome::Failed(USAGE));
         }
     };
     let mut c = match Client::connect(&t, "cli", CLI_DEFAULT_SCOPES).await {
         Ok(c) => c,
-        Err(e) => return report(a.json, e),
+        Err(e) => return report(a.json, e).map(RpcOutcome::Failed),
     };
     let r = c.request(method, params).await;
     c.close().await;
     match r {
-        Ok(v) => {
+        Ok(v) => Ok(RpcOutcome::Ok(v)),
+        Err(e) => report(a.json, e).map(RpcOutcome::Failed),
+    }
+}
+
+async fn one_call(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result<i32> {
+    match rpc(a, method, params).await? {
+        RpcOutcome::Ok(v) => {
             print_value(a.json, method, &v);
             Ok(0)
         }
-        Err(e) => report(a.json, e),
+        RpcOutcome::Failed(code) => Ok(code),
     }
 }
 

@@ -2,6 +2,7 @@
 //! 2 usage. Every read command takes `--json`.
 
 pub mod client_cmds;
+pub mod pairing_cmds;
 pub mod run;
 
 use std::path::PathBuf;
@@ -47,6 +48,12 @@ pub enum Command {
     Probe(TargetArgs),
     /// Show the configured gateway token (for this host's gateway).
     Token(TokenArgs),
+    /// Device pairing: list, approve, reject, remove, rename, rotate, revoke.
+    #[command(subcommand)]
+    Devices(pairing_cmds::DevicesCmd),
+    /// Nodes: list, describe, pending, approve, reject, invoke.
+    #[command(subcommand)]
+    Nodes(pairing_cmds::NodesCmd),
 }
 
 #[derive(Args, Debug, Default)]
@@ -150,6 +157,8 @@ pub fn main() -> i32 {
             Command::Call(c) => client_cmds::call(c).await,
             Command::Probe(t) => client_cmds::probe(t).await,
             Command::Token(t) => client_cmds::token(t),
+            Command::Devices(c) => pairing_cmds::devices(c).await,
+            Command::Nodes(c) => pairing_cmds::nodes(c).await,
         }
     });
     match result {

@@ -77,10 +77,10 @@ pub async fn run(
             Err(_) => close_ws(&mut ws, close::POLICY, "handshake timeout").await,
             Ok(Err(Some(Closing { code, reason }))) => close_ws(&mut ws, code, &reason).await,
             Ok(Err(None)) => {}
-            Ok(Ok((connect, admission))) => {
+            Ok(Ok((connect, admission, hello))) => {
                 tracing::Span::current().record("client", connect.client().id.as_str());
                 ws.get_mut().disarm();
-                session(gw, ws, t, connect, admission).await
+                session(gw, ws, t, connect, admission, hello).await
             }
         }
     }
@@ -107,7 +107,7 @@ async fn handshake(
     gw: &Gateway,
     ws: &mut Ws,
     t: &Transport,
-) -> Result<(Connect, Admission), Option<Closing>> {
+) -> Result<(Connect, Admission, String), Option<Closing>> {
     let nonce = uuid::Uuid::new_v4().to_string();
     let challenge = EventFrame::new(
         "connect.challenge",
@@ -202,11 +202,8 @@ async fn handshake(
                 }
             };
             a.scopes = paired.scopes.clone();
-            let hello = hello_ok(gw, &connect, &a, &paired);
-            ws.send(Message::text(frames::res_ok_raw(&id, &hello)))
-                .await
-                .map_err(|_| None)?;
-            Ok((connect, a))
+            let hello = frames::res_ok_raw(&id, &hello_ok(gw, &connect, &a, &paired));
+            Ok((connect, a, hello))
         }
         Err(r) => {
             tracing::info!(code = ?r.error.detail_code(), "connect refused: {}", r.error.message);
@@ -315,8 +312,15 @@ fn broadcast_presence(gw: &Gateway, sv: crate::protocol::frames::StateVersion) {
     ));
 }
 
-/// The authenticated request loop.
-async fn session(gw: Arc<Gateway>, mut ws: Ws, t: Transport, c: Connect, a: Admission) {
+/// The authenticated request loop; `hello` is sent once the connection is routable.
+async fn session(
+    gw: Arc<Gateway>,
+    mut ws: Ws,
+    t: Transport,
+    c: Connect,
+    a: Admission,
+    hello: String,
+) {
     let shared = matches!(
         a.method,
         crate::auth::AuthMethod::Token | crate::auth::AuthMethod::Password
@@ -340,58 +344,62 @@ async fn session(gw: Arc<Gateway>, mut ws: Ws, t: Transport, c: Connect, a: Admi
     let node_id = register_node(&gw, &c, &a, &t, &reg).await;
     let mut s = Session::new(reg.id, reg.tx.clone(), a, c);
     let mut seq: u64 = 0;
-    let end = loop {
-        tokio::select! {
-            biased;
-            _ = gw.cancel.cancelled() => {
-                seq += 1;
-                let ev = EventFrame::new("shutdown", &json!({"reason": "gateway stopping"}));
-                let _ = ws.send(Message::text(ev.with_seq(seq))).await;
-                break Some((close::SERVICE_RESTART, "service restart".to_string()));
-            }
-            _ = reg.kick.cancelled() => {
-                let k = reg.kick_reason();
-                break Some((k.code, k.reason));
-            }
-            out = reg.rx.recv() => match out {
-                Some(Outbound::Reply(text)) => {
-                    if let Err(e) = ws.send(Message::text(text)).await {
-                        break write_failure(e);
-                    }
-                }
-                Some(Outbound::Event(ev)) => {
+    let end = if ws.send(Message::text(hello)).await.is_err() {
+        None
+    } else {
+        loop {
+            tokio::select! {
+                biased;
+                _ = gw.cancel.cancelled() => {
                     seq += 1;
-                    if let Err(e) = ws.send(Message::text(ev.with_seq(seq))).await {
-                        break write_failure(e);
-                    }
+                    let ev = EventFrame::new("shutdown", &json!({"reason": "gateway stopping"}));
+                    let _ = ws.send(Message::text(ev.with_seq(seq))).await;
+                    break Some((close::SERVICE_RESTART, "service restart".to_string()));
                 }
-                None => break None,
-            },
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(reply) = methods::dispatch(&gw, &mut s, &text).await {
-                        if let Err(e) = ws.send(Message::text(reply)).await {
+                _ = reg.kick.cancelled() => {
+                    let k = reg.kick_reason();
+                    break Some((k.code, k.reason));
+                }
+                out = reg.rx.recv() => match out {
+                    Some(Outbound::Reply(text)) => {
+                        if let Err(e) = ws.send(Message::text(text)).await {
                             break write_failure(e);
                         }
                     }
-                    if s.flooding() {
-                        break Some((close::POLICY, "repeated unauthorized calls".into()));
+                    Some(Outbound::Event(ev)) => {
+                        seq += 1;
+                        if let Err(e) = ws.send(Message::text(ev.with_seq(seq))).await {
+                            break write_failure(e);
+                        }
                     }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let e = WireError::invalid("invalid frame: binary frames are not part of the protocol");
-                    if ws.send(Message::text(frames::res_err(frames::INVALID_ID, &e))).await.is_err() {
+                    None => break None,
+                },
+                msg = ws.next() => match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(reply) = methods::dispatch(&gw, &mut s, &text).await {
+                            if let Err(e) = ws.send(Message::text(reply)).await {
+                                break write_failure(e);
+                            }
+                        }
+                        if s.flooding() {
+                            break Some((close::POLICY, "repeated unauthorized calls".into()));
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let e = WireError::invalid("invalid frame: binary frames are not part of the protocol");
+                        if ws.send(Message::text(frames::res_err(frames::INVALID_ID, &e))).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(_)) => {}
+                    Some(Err(WsError::Capacity(e))) => break Some((close::TOO_BIG, format!("message too large: {e}"))),
+                    Some(Err(e)) => {
+                        tracing::debug!("read error: {e}");
                         break None;
                     }
-                }
-                Some(Ok(Message::Close(_))) | None => break None,
-                Some(Ok(_)) => {}
-                Some(Err(WsError::Capacity(e))) => break Some((close::TOO_BIG, format!("message too large: {e}"))),
-                Some(Err(e)) => {
-                    tracing::debug!("read error: {e}");
-                    break None;
-                }
-            },
+                },
+            }
         }
     };
     if let Some((code, reason)) = end {

@@ -163,3 +163,111 @@ pub async fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
     .await;
     next_res(ws).await
 }
+
+/// A test device identity (Ed25519) that signs `connect` per protocol.md §6.
+pub struct Device {
+    pub key: ed25519_dalek::SigningKey,
+    pub id: String,
+    pub public_key: String,
+}
+
+impl Device {
+    pub fn new() -> Device {
+        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+        let raw = key.verifying_key().to_bytes();
+        Device {
+            id: clawgate::protocol::signature::device_id_for(&raw),
+            public_key: clawgate::protocol::signature::encode_public_key(&raw),
+            key,
+        }
+    }
+
+    /// Connect params for `role` with `auth`, signed over the challenge nonce/ts.
+    pub fn params(
+        &self,
+        challenge: &Value,
+        role: &str,
+        client: (&str, &str),
+        scopes: &[&str],
+        auth: Value,
+        extra: Value,
+    ) -> Value {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let nonce = challenge["payload"]["nonce"].as_str().unwrap().to_string();
+        let ts = challenge["payload"]["ts"].as_u64().unwrap();
+        let scopes_s: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let token = ["token", "deviceToken", "bootstrapToken"]
+            .iter()
+            .find_map(|k| auth[*k].as_str())
+            .unwrap_or("")
+            .to_string();
+        let f = clawgate::protocol::signature::PayloadFields {
+            device_id: &self.id,
+            client_id: client.0,
+            client_mode: client.1,
+            role,
+            scopes: &scopes_s,
+            signed_at_ms: ts,
+            token: &token,
+            nonce: &nonce,
+            platform: Some("linux"),
+            device_family: Some("Linux"),
+        };
+        let sig = self
+            .key
+            .sign(clawgate::protocol::signature::payload_v3(&f).as_bytes());
+        let mut p = json!({
+            "minProtocol": 4, "maxProtocol": 4,
+            "client": {"id": client.0, "version": "test", "platform": "linux", "deviceFamily": "Linux", "mode": client.1},
+            "role": role, "scopes": scopes, "caps": [], "auth": auth,
+            "device": {"id": self.id, "publicKey": self.public_key, "signature": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes()), "signedAt": ts, "nonce": nonce},
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            p[k] = v;
+        }
+        p
+    }
+
+    /// Opens a socket and sends a signed connect; returns the socket and the `connect` response.
+    pub async fn connect(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        role: &str,
+        client: (&str, &str),
+        scopes: &[&str],
+        auth: Value,
+        extra: Value,
+    ) -> (Ws, Value) {
+        let mut ws = open(url, headers).await;
+        let ch = next(&mut ws).await;
+        let p = self.params(&ch, role, client, scopes, auth, extra);
+        send(
+            &mut ws,
+            json!({"type": "req", "id": "c1", "method": "connect", "params": p}),
+        )
+        .await;
+        let res = next(&mut ws).await;
+        (ws, res)
+    }
+}
+
+/// Connects a node-host-like device declaring `commands`.
+pub async fn node(
+    gw: &Gateway,
+    d: &Device,
+    headers: &[(&str, &str)],
+    commands: &[&str],
+) -> (Ws, Value) {
+    d.connect(
+        &gw.url(),
+        headers,
+        "node",
+        ("node-host", "node"),
+        &[],
+        json!({"token": TOKEN}),
+        json!({"commands": commands, "caps": ["system"]}),
+    )
+    .await
+}
