@@ -41,6 +41,8 @@ pub const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A child that ran this long resets the backoff (it was healthy, not crash-looping).
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+/// How long to wait for the exit status after the child closed stdout without a handshake.
+const EXIT_STATUS_WAIT: Duration = Duration::from_secs(2);
 /// Poll period for an attached sidecar's handshake file.
 pub const ATTACH_POLL: Duration = Duration::from_millis(500);
 
@@ -302,8 +304,15 @@ async fn run_once(
             r.map_err(|_| SidecarError::Handshake(format!("none within {:?}", spec.handshake_timeout)))?
         }
     };
-    let (hs, ep) =
-        Handshake::parse(&handshake?).map_err(|e| SidecarError::Handshake(e.to_string()))?;
+    let line = match handshake {
+        Ok(line) => line,
+        // Stdout closed: usually the child is exiting; its status says more than the EOF.
+        Err(e) => match tokio::time::timeout(EXIT_STATUS_WAIT, child.wait()).await {
+            Ok(st) => return Err(exited(st)),
+            Err(_) => return Err(e),
+        },
+    };
+    let (hs, ep) = Handshake::parse(&line).map_err(|e| SidecarError::Handshake(e.to_string()))?;
     tracker.spawn(forward_lines(stdout.into_inner(), "stdout"));
     tracing::info!(dns_name = %hs.dns_name, endpoint = %ep, pid, "Tailscale sidecar is up");
     publish.endpoint.send_replace(Some(ep));
