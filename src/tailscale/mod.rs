@@ -8,6 +8,7 @@
 //! private keys) never reach argv, `Debug` output or logs.
 
 mod api;
+mod attach;
 mod bus;
 mod client;
 mod config;
@@ -20,6 +21,7 @@ mod source;
 mod types;
 
 pub use api::{Endpoint, LocalApi, PeerAddr, DEFAULT_SOCKET};
+pub use attach::ATTACH_POLL;
 pub use bus::{
     parse_notify, ClaimError, ForegroundSession, IpnBus, NdjsonDecoder, MAX_NOTIFY_LINE,
     MAX_SERVE_RETRIES, SESSION_ID_TIMEOUT,

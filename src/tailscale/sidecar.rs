@@ -43,8 +43,6 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 /// How long to wait for the exit status after the child closed stdout without a handshake.
 const EXIT_STATUS_WAIT: Duration = Duration::from_secs(2);
-/// Poll period for an attached sidecar's handshake file.
-pub const ATTACH_POLL: Duration = Duration::from_millis(500);
 
 /// What the supervisor is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,9 +169,9 @@ impl Drop for Sidecar {
     }
 }
 
-struct Publish {
-    endpoint: watch::Sender<Option<Endpoint>>,
-    state: watch::Sender<SidecarState>,
+pub(super) struct Publish {
+    pub(super) endpoint: watch::Sender<Option<Endpoint>>,
+    pub(super) state: watch::Sender<SidecarState>,
 }
 
 impl Sidecar {
@@ -189,8 +187,11 @@ impl Sidecar {
     /// Follows the handshake file of a sidecar run by someone else (e.g. a systemd unit).
     pub fn attach(handshake_file: PathBuf, parent: &CancellationToken) -> Self {
         let (this, publish) = Self::new(parent);
-        this.tracker
-            .spawn(follow_file(handshake_file, publish, this.cancel.clone()));
+        this.tracker.spawn(super::attach::follow_file(
+            handshake_file,
+            publish,
+            this.cancel.clone(),
+        ));
         this
     }
 
@@ -418,54 +419,6 @@ async fn forward_lines<R: AsyncRead + Unpin>(r: R, stream: &'static str) {
             tracing::info!(target: "clawgate::tsnet", "{line}");
         } else {
             tracing::warn!(target: "clawgate::tsnet", "unexpected stdout: {line}");
-        }
-    }
-}
-
-/// Attach mode: publish the endpoint from `path` whenever its content changes.
-async fn follow_file(path: PathBuf, publish: Publish, cancel: CancellationToken) {
-    let mut last: Option<Vec<u8>> = None;
-    loop {
-        let content = tokio::fs::read(&path).await.ok();
-        if content != last {
-            apply_file(&path, content.as_deref(), &publish);
-            last = content;
-        }
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep(ATTACH_POLL) => {}
-        }
-    }
-    publish.endpoint.send_replace(None);
-    publish.state.send_replace(SidecarState::Stopped);
-}
-
-fn apply_file(path: &Path, content: Option<&[u8]>, publish: &Publish) {
-    let parsed = content.map(|c| Handshake::parse(c.trim_ascii()));
-    match parsed {
-        Some(Ok((hs, ep))) => {
-            tracing::info!(file = %path.display(), endpoint = %ep, "attached to Tailscale sidecar");
-            publish.endpoint.send_replace(Some(ep));
-            publish.state.send_replace(SidecarState::Running {
-                pid: None,
-                dns_name: hs.dns_name,
-                restarts: 0,
-            });
-        }
-        Some(Err(e)) => {
-            tracing::warn!(file = %path.display(), error = %e, "unusable sidecar handshake file");
-            publish.endpoint.send_replace(None);
-            publish.state.send_replace(SidecarState::Backoff {
-                restarts: 0,
-                retry_in: ATTACH_POLL,
-                last_error: e.to_string(),
-            });
-        }
-        None => {
-            publish.endpoint.send_replace(None);
-            publish
-                .state
-                .send_replace(SidecarState::Starting { restarts: 0 });
         }
     }
 }
