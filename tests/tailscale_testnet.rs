@@ -12,9 +12,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clawgate::tailscale::{
-    ClaimError, EndpointSpec, ForegroundSession, HttpHandler, LocalApi, LocalApiClient,
-    LocalApiError, ServeConfig, Sidecar, SidecarConfig, SidecarSpawn, SidecarState, TcpPortHandler,
-    WebServerConfig,
+    preflight, ClaimError, EndpointSpec, ForegroundSession, FunnelPort, HttpHandler, LocalApi,
+    LocalApiClient, LocalApiError, PreflightIssue, ServeConfig, Sidecar, SidecarConfig,
+    SidecarSpawn, SidecarState, TailscaleMode, TcpPortHandler, WebServerConfig,
 };
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -181,6 +181,10 @@ async fn status_and_whois_over_tsnet_loopback() {
         let who = london.whois(tagged.ips[0].into()).await.unwrap();
         assert!(who.is_tagged() && who.user().is_none(), "{who:?}");
 
+        let with_port = std::net::SocketAddr::new(vienna.ips[0], 41641);
+        let who = london.whois(with_port.into()).await.unwrap();
+        assert_eq!(who.user().unwrap().login_name, vienna.login);
+
         let err = london
             .whois("100.127.1.1".parse::<IpAddr>().unwrap().into())
             .await
@@ -188,6 +192,21 @@ async fn status_and_whois_over_tsnet_loopback() {
         assert_eq!(err.http_status(), Some(404), "{err}");
         let prefs = london.prefs().await.unwrap();
         assert_eq!(prefs.hostname, "london");
+
+        let own = london.self_status().await.unwrap();
+        assert!(own.peer.is_empty() && !st.peer.is_empty());
+        // testcontrol grants https, funnel and funnel-ports 8080,443.
+        let check = |mode, port| preflight(&own, Some(&prefs), mode, port);
+        assert_eq!(check(TailscaleMode::Serve, FunnelPort::P443), vec![]);
+        assert_eq!(check(TailscaleMode::Funnel, FunnelPort::P443), vec![]);
+        let issues = check(TailscaleMode::Funnel, FunnelPort::P8443);
+        assert!(
+            matches!(
+                issues[..],
+                [PreflightIssue::FunnelPortNotAllowed { port: 8443, .. }]
+            ),
+            "{issues:?}"
+        );
         net.stop().await;
     })
     .await;

@@ -115,6 +115,9 @@ pub trait LocalApi: Send + Sync {
     /// `GET status` (with peers).
     fn status(&self) -> BoxFuture<'_, Result<Status>>;
 
+    /// `GET status?peers=false`: this node only (cheap; use it for re-checks on bus events).
+    fn self_status(&self) -> BoxFuture<'_, Result<Status>>;
+
     /// `GET whois?addr=…`. Unknown peers answer 404 (`LocalApiError::Status`).
     fn whois(&self, addr: PeerAddr) -> BoxFuture<'_, Result<WhoIs>>;
 

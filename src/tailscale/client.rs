@@ -326,6 +326,10 @@ impl LocalApi for LocalApiClient {
         Box::pin(self.get_json("status", "status"))
     }
 
+    fn self_status(&self) -> BoxFuture<'_, Result<Status>> {
+        Box::pin(self.get_json("status", "status?peers=false"))
+    }
+
     fn whois(&self, addr: PeerAddr) -> BoxFuture<'_, Result<WhoIs>> {
         Box::pin(async move {
             let path = format!("whois?addr={}", query_escape(&addr.to_string()));

@@ -232,6 +232,13 @@ impl LocalApi for FakeLocalApi {
         Box::pin(async move { Ok(st) })
     }
 
+    fn self_status(&self) -> BoxFuture<'_, Result<Status>> {
+        self.count();
+        let mut st = lock(&self.state).status.clone();
+        st.peer.clear();
+        Box::pin(async move { Ok(st) })
+    }
+
     fn whois(&self, addr: PeerAddr) -> BoxFuture<'_, Result<WhoIs>> {
         self.count();
         let who = lock(&self.state).whois.get(&addr.ip()).cloned();

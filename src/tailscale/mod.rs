@@ -15,6 +15,7 @@ mod config;
 mod error;
 mod fake;
 mod handshake;
+mod preflight;
 mod serve;
 mod sidecar;
 mod source;
@@ -36,6 +37,7 @@ pub use config::{
 pub use error::{LocalApiError, Result};
 pub use fake::{etag_of, FakeLocalApi, SESSION_QUEUE};
 pub use handshake::{EndpointSpec, Handshake, HANDSHAKE_VERSION};
+pub use preflight::{preflight, PreflightIssue, CAP_FUNNEL, CAP_HTTPS};
 pub use serve::{ETag, Extra, HttpHandler, ServeConfig, TcpPortHandler, WebServerConfig};
 pub use sidecar::{Sidecar, SidecarError, SidecarSpawn, SidecarState, ENV_AUTHKEY};
 pub use source::{SourceReport, TailscaleRuntime, TailscaleSource};

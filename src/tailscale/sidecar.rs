@@ -291,7 +291,7 @@ async fn run_once(
     let pid = child.id();
     let stdin = child.stdin.take();
     if let Some(stderr) = child.stderr.take() {
-        tracker.spawn(forward_lines(stderr, "stderr"));
+        tracker.spawn(forward_lines(stderr, "stderr", pid));
     }
     let mut stdout = child
         .stdout
@@ -314,7 +314,7 @@ async fn run_once(
         },
     };
     let (hs, ep) = Handshake::parse(&line).map_err(|e| SidecarError::Handshake(e.to_string()))?;
-    tracker.spawn(forward_lines(stdout.into_inner(), "stdout"));
+    tracker.spawn(forward_lines(stdout.into_inner(), "stdout", pid));
     tracing::info!(dns_name = %hs.dns_name, endpoint = %ep, pid, "Tailscale sidecar is up");
     publish.endpoint.send_replace(Some(ep));
     publish.state.send_replace(SidecarState::Running {
@@ -412,13 +412,15 @@ async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Result<Vec<u8>
 }
 
 /// Forwards the sidecar's output lines into tracing until EOF (i.e. until the child exits).
-async fn forward_lines<R: AsyncRead + Unpin>(r: R, stream: &'static str) {
+/// Lines carry the target `clawgate::tsnet` and the child's pid, so they read as
+/// `clawgate::tsnet: pid=… <sidecar's own line>`.
+async fn forward_lines<R: AsyncRead + Unpin>(r: R, stream: &'static str, pid: Option<u32>) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if stream == "stderr" {
-            tracing::info!(target: "clawgate::tsnet", "{line}");
+            tracing::info!(target: "clawgate::tsnet", pid, "{line}");
         } else {
-            tracing::warn!(target: "clawgate::tsnet", "unexpected stdout: {line}");
+            tracing::warn!(target: "clawgate::tsnet", pid, "unexpected stdout: {line}");
         }
     }
 }
