@@ -458,3 +458,57 @@ async fn supervisor_restarts_the_real_sidecar_after_kill() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn attach_follows_a_real_sidecars_handshake_file() {
+    bounded(async {
+        let Some(tsnet) = required(ENV_TSNET_BIN, "clawgate-tsnet") else {
+            return;
+        };
+        let Some(net) = Testnet::start(&["--sidecar-node".as_ref(), "gwside".as_ref()]).await
+        else {
+            return;
+        };
+        let m = &net.manifest;
+        let info = &m.sidecars["gwside"];
+        let file = net.dir.path().join("handshake.json");
+        // Run by "someone else" (as a systemd unit would), writing its handshake to a file.
+        let mut child = Command::new(tsnet)
+            .args([
+                "--hostname",
+                &info.hostname,
+                "--control-url",
+                &m.control_url,
+            ])
+            .arg("--state-dir")
+            .arg(&info.state_dir)
+            .arg("--handshake-file")
+            .arg(&file)
+            .envs(&m.env)
+            .env("TS_AUTHKEY", &m.auth_key)
+            .stdin(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let sidecar = Sidecar::attach(file, &cancel);
+        assert!(
+            sidecar.wait_endpoint(STEP).await.is_some(),
+            "handshake file appeared"
+        );
+        let st = sidecar.client().status().await.unwrap();
+        assert_eq!(st.fqdn(), Some(info.fqdn.as_str()));
+        assert!(matches!(
+            *sidecar.state().borrow(),
+            SidecarState::Running { pid: None, .. }
+        ));
+        sidecar.shutdown().await;
+        drop(child.stdin.take());
+        let exited = tokio::time::timeout(STEP, child.wait())
+            .await
+            .expect("sidecar exits on stdin EOF");
+        assert!(exited.unwrap().success());
+        net.stop().await;
+    })
+    .await;
+}

@@ -412,8 +412,8 @@ async fn read_line<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Result<Vec<u8>
 }
 
 /// Forwards the sidecar's output lines into tracing until EOF (i.e. until the child exits).
-/// Lines carry the target `clawgate::tsnet` and the child's pid, so they read as
-/// `clawgate::tsnet: pid=… <sidecar's own line>`.
+/// Lines carry the target `clawgate::tsnet` and the child's pid field, so they read as
+/// `INFO clawgate::tsnet: <sidecar's own line> pid=…`.
 async fn forward_lines<R: AsyncRead + Unpin>(r: R, stream: &'static str, pid: Option<u32>) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
