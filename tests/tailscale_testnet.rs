@@ -380,6 +380,13 @@ async fn real_tailscaled_over_its_unix_socket() {
     .await;
 }
 
+/// The sidecar binary and a tailnet with the pre-authorised sidecar name `gwside`.
+async fn sidecar_testnet() -> Option<(PathBuf, Testnet)> {
+    let tsnet = required(ENV_TSNET_BIN, "clawgate-tsnet")?;
+    let net = Testnet::start(&["--sidecar-node".as_ref(), "gwside".as_ref()]).await?;
+    Some((tsnet, net))
+}
+
 fn running_pid(s: &SidecarState) -> Option<u32> {
     match s {
         SidecarState::Running { pid, .. } => *pid,
@@ -390,11 +397,7 @@ fn running_pid(s: &SidecarState) -> Option<u32> {
 #[tokio::test]
 async fn supervisor_restarts_the_real_sidecar_after_kill() {
     bounded(async {
-        let Some(tsnet) = required(ENV_TSNET_BIN, "clawgate-tsnet") else {
-            return;
-        };
-        let Some(net) = Testnet::start(&["--sidecar-node".as_ref(), "gwside".as_ref()]).await
-        else {
+        let Some((tsnet, net)) = sidecar_testnet().await else {
             return;
         };
         let m = &net.manifest;
@@ -462,11 +465,7 @@ async fn supervisor_restarts_the_real_sidecar_after_kill() {
 #[tokio::test]
 async fn attach_follows_a_real_sidecars_handshake_file() {
     bounded(async {
-        let Some(tsnet) = required(ENV_TSNET_BIN, "clawgate-tsnet") else {
-            return;
-        };
-        let Some(net) = Testnet::start(&["--sidecar-node".as_ref(), "gwside".as_ref()]).await
-        else {
+        let Some((tsnet, net)) = sidecar_testnet().await else {
             return;
         };
         let m = &net.manifest;
