@@ -13,7 +13,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use clawgate::tailscale::{
     notify_mask, ETag, Endpoint, ForegroundSession, LocalApi, LocalApiClient, LocalApiError,
-    ServeConfig,
+    ServeConfig, TailscaleConfig, TailscaleRuntime,
 };
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
@@ -405,6 +405,31 @@ async fn unreachable_and_not_yet_available_endpoints_are_transient() {
         let (double, _unix, dir2) = unix_double().await;
         tx.send_replace(Some(Endpoint::Unix(dir2.path().join("tailscaled.sock"))));
         assert!(following.status().await.is_ok());
+        double.stop().await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn runtime_from_config_uses_the_configured_system_socket() {
+    bounded(async {
+        let (double, _client, dir) = unix_double().await;
+        let sock = dir.path().join("tailscaled.sock");
+        let json = format!(
+            r#"{{"mode":"serve","socket":{:?}}}"#,
+            sock.to_str().unwrap()
+        );
+        let cfg: TailscaleConfig = serde_json::from_str(&json).unwrap();
+        cfg.validate().unwrap();
+        let cancel = CancellationToken::new();
+        let rt = TailscaleRuntime::start(&cfg, dir.path(), &cancel).expect("serve mode runs");
+        let st = rt.api().status().await.unwrap();
+        assert_eq!(st.short_host(), Some("london"));
+        let report = rt.source().report();
+        assert_eq!((report.backend, report.state), ("system", "configured"));
+        assert_eq!(report.endpoint, Some(format!("unix:{}", sock.display())));
+        rt.shutdown().await;
         double.stop().await;
     })
     .await

@@ -157,3 +157,29 @@ async fn mode_off_builds_no_runtime_and_makes_no_calls() {
     assert!(runtime.is_none());
     assert_eq!(fake.call_count(), 0);
 }
+
+#[tokio::test]
+async fn a_session_that_stops_reading_is_disconnected_and_loses_its_claim() {
+    let fake = FakeLocalApi::new(running());
+    let mut session = ForegroundSession::open(&fake).await.unwrap();
+    session
+        .claim(&fake, &forward("443", "127.0.0.1:9"))
+        .await
+        .unwrap();
+    // `open` consumed the first Notify; one more than the queue holds overflows it.
+    for _ in 0..=clawgate::tailscale::SESSION_QUEUE {
+        fake.publish(Notify::default());
+    }
+    assert!(fake.live_sessions().is_empty());
+    assert!(fake.serve_snapshot().foreground.is_empty());
+    let mut drained = 0;
+    while let Some(n) = session.next().await {
+        n.unwrap();
+        drained += 1;
+    }
+    assert_eq!(
+        drained,
+        clawgate::tailscale::SESSION_QUEUE,
+        "queued messages, then the end"
+    );
+}

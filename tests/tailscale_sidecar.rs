@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clawgate::tailscale::{Endpoint, Sidecar, SidecarConfig, SidecarSpawn, SidecarState};
+use clawgate::tailscale::{
+    Endpoint, Sidecar, SidecarConfig, SidecarSpawn, SidecarState, TailscaleConfig, TailscaleRuntime,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -229,4 +231,31 @@ async fn attach_follows_the_handshake_file() {
     tokio::time::timeout(STEP, sidecar.shutdown())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn runtime_in_sidecar_mode_reports_the_supervisor_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = fake_sidecar(dir.path(), "ok");
+    let json = format!(
+        r#"{{"mode":"serve","sidecar":{{"binary":{:?},"hostname":"gw"}}}}"#,
+        script.to_str().unwrap()
+    );
+    let cfg: TailscaleConfig = serde_json::from_str(&json).unwrap();
+    cfg.validate().unwrap();
+    let cancel = CancellationToken::new();
+    let rt = TailscaleRuntime::start(&cfg, dir.path(), &cancel).expect("serve mode runs");
+    let sidecar = rt.sidecar().expect("sidecar mode");
+    let ep = sidecar.wait_endpoint(STEP).await.expect("handshake");
+    let report = rt.source().report();
+    assert_eq!((report.backend, report.state), ("sidecar", "running"));
+    assert_eq!(report.endpoint, Some(ep.to_string()));
+    let pid = report.pid.expect("spawned child pid");
+    let argv = std::fs::read_to_string(dir.path().join(format!("argv.{pid}"))).unwrap();
+    let state_dir = dir.path().join("tailscale");
+    assert!(
+        argv.contains(&format!("--state-dir {}", state_dir.display())),
+        "default state dir: {argv}"
+    );
+    tokio::time::timeout(STEP, rt.shutdown()).await.unwrap();
 }
