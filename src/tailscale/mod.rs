@@ -6,6 +6,46 @@
 //! `mode = off` builds nothing here ([`TailscaleRuntime::start`] returns `None`); serve configs
 //! round-trip foreign entries untouched ([`ServeConfig`]); secrets (LocalAPI passwords, auth keys,
 //! private keys) never reach argv, `Debug` output or logs.
+//!
+//! How the gateway uses it (a Foreground claim on 443, TLS-terminated TCP forward with PROXY v2 to
+//! a dedicated loopback listener — tailscale.md §4 option B; real code adds backoff on errors):
+//!
+//! ```no_run
+//! use clawgate::tailscale::*;
+//! # async fn demo(cfg: TailscaleConfig, state_dir: std::path::PathBuf)
+//! #     -> Result<(), Box<dyn std::error::Error>> {
+//! let cancel = tokio_util::sync::CancellationToken::new();
+//! cfg.validate()?;
+//! let Some(rt) = TailscaleRuntime::start(&cfg, &state_dir, &cancel) else {
+//!     return Ok(()); // mode = off: nothing Tailscale-related exists
+//! };
+//! let api = rt.api(); // Arc<dyn LocalApi>; FakeLocalApi in unit tests
+//! let (status, prefs) = (api.self_status().await?, api.prefs().await?);
+//! for issue in preflight(&status, Some(&prefs), cfg.mode, cfg.funnel_port) {
+//!     eprintln!("tailscale: {}", issue.remedy());
+//! }
+//! let fqdn = status.fqdn().ok_or("no MagicDNS name yet")?.to_owned();
+//! let mut entry = ServeConfig::default();
+//! entry.tcp.insert("443".into(), TcpPortHandler {
+//!     tcp_forward: Some("127.0.0.1:18790".into()),
+//!     terminate_tls: Some(fqdn.clone()),
+//!     proxy_protocol: Some(2),
+//!     ..Default::default()
+//! });
+//! if cfg.mode == TailscaleMode::Funnel {
+//!     entry.allow_funnel.insert(format!("{fqdn}:443"), true);
+//! }
+//! loop {
+//!     let mut session = ForegroundSession::open(&*api).await?;
+//!     session.claim(&*api, &entry).await?; // ClaimError::PortInUse = foreign route: report it
+//!     tokio::select! {
+//!         _ = cancel.cancelled() => break, // dropping `session` removes the route
+//!         why = session.closed() => eprintln!("route dropped ({why}); claiming again"),
+//!     }
+//! }
+//! rt.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 mod api;
 mod attach;
