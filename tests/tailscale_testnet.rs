@@ -426,12 +426,17 @@ async fn supervisor_restarts_the_real_sidecar_after_kill() {
         let first = running_pid(&first).unwrap();
         let st = client.status().await.unwrap();
         assert_eq!(st.fqdn(), Some(info.fqdn.as_str()));
+        let route = text_site(&info.fqdn, "443", "gateway");
+        let mut session = ForegroundSession::open(&client).await.unwrap();
+        session.claim(&client, &route).await.unwrap();
 
         let killed = std::process::Command::new("kill")
             .args(["-KILL", &first.to_string()])
             .status()
             .unwrap();
         assert!(killed.success());
+        let why = tokio::time::timeout(STEP, session.closed()).await;
+        assert!(why.expect("watch ended with the sidecar").is_transient());
         let again = tokio::time::timeout(
             STEP,
             state.wait_for(|s| running_pid(s).is_some_and(|p| p != first)),
@@ -450,6 +455,14 @@ async fn supervisor_restarts_the_real_sidecar_after_kill() {
             Some(info.fqdn.as_str()),
             "same client follows the new endpoint"
         );
+        // The route died with the process (tsnet's first Up also wipes serve state): claim again.
+        let (cfg, _) = client.serve_config().await.unwrap();
+        assert!(cfg.is_empty(), "{cfg:?}");
+        let session = ForegroundSession::open(&client).await.unwrap();
+        session.claim(&client, &route).await.unwrap();
+        let (cfg, _) = client.serve_config().await.unwrap();
+        assert_eq!(cfg.foreground.get(session.id()), Some(&route));
+        drop(session);
         tokio::time::timeout(STEP, sidecar.shutdown())
             .await
             .unwrap();
