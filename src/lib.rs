@@ -10,4 +10,5 @@ pub mod pairing;
 pub mod protocol;
 pub mod server;
 pub mod state;
+pub mod tailscale;
 pub mod util;
