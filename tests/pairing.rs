@@ -379,3 +379,41 @@ async fn node_invoke_times_out() {
     let r = next_res(&mut adm).await;
     assert_eq!(r["error"]["message"], "TIMEOUT: node invoke timed out");
 }
+
+/// kill -9 in the middle of a loop of approvals loses no completed approval and
+/// leaves nothing corrupt.
+#[tokio::test]
+async fn approvals_survive_kill_9() {
+    let mut gw = Gateway::start(&[]);
+    let mut approved: Vec<(Device, String)> = Vec::new();
+    for round in 0..3 {
+        let pid = gw.child.id();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(150 + 70 * round));
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+        });
+        let mut adm = admin(&gw).await;
+        for _ in 0..200 {
+            let d = Device::new();
+            let (_w, res) = node(&gw, &d, PROXIED, &[]).await;
+            let Some(rid) = res["error"]["details"]["requestId"].as_str() else { break };
+            let ok = match tokio::time::timeout(std::time::Duration::from_secs(2), call(&mut adm, "a", "device.pair.approve", json!({"requestId": rid}))).await {
+                Ok(v) if v["ok"] == true => v,
+                _ => break,
+            };
+            assert_eq!(ok["payload"]["device"]["deviceId"], d.id.as_str());
+            let (_w, res) = node(&gw, &d, PROXIED, &[]).await;
+            match res["payload"]["auth"]["deviceToken"].as_str() {
+                Some(t) => approved.push((Device { key: d.key.clone(), id: d.id.clone(), public_key: d.public_key.clone() }, t.to_string())),
+                None => break,
+            }
+        }
+        killer.join().unwrap();
+        gw = gw.kill9_and_restart();
+    }
+    assert!(approved.len() >= 3, "the loop made progress ({})", approved.len());
+    for (d, token) in &approved {
+        let (_w, res) = d.connect(&gw.url(), PROXIED, "node", ("node-host", "node"), &[], json!({"deviceToken": token}), json!({})).await;
+        assert_eq!(res["ok"], true, "approved device {} lost: {res}", d.id);
+    }
+}

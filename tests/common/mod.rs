@@ -30,7 +30,18 @@ impl Gateway {
     }
 
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), args, env)
+    }
+
+    /// SIGKILLs the gateway and starts a new one on the same state dir.
+    pub fn kill9_and_restart(mut self) -> Gateway {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        Self::start_in(dir, &["--port", "0", "--token", TOKEN], &[])
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
         cmd.arg("run")
             .args(args)
