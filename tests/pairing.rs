@@ -390,30 +390,145 @@ async fn approvals_survive_kill_9() {
         let pid = gw.child.id();
         let killer = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(150 + 70 * round));
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
         });
         let mut adm = admin(&gw).await;
         for _ in 0..200 {
             let d = Device::new();
             let (_w, res) = node(&gw, &d, PROXIED, &[]).await;
-            let Some(rid) = res["error"]["details"]["requestId"].as_str() else { break };
-            let ok = match tokio::time::timeout(std::time::Duration::from_secs(2), call(&mut adm, "a", "device.pair.approve", json!({"requestId": rid}))).await {
+            let Some(rid) = res["error"]["details"]["requestId"].as_str() else {
+                break;
+            };
+            let ok = match tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                call(
+                    &mut adm,
+                    "a",
+                    "device.pair.approve",
+                    json!({"requestId": rid}),
+                ),
+            )
+            .await
+            {
                 Ok(v) if v["ok"] == true => v,
                 _ => break,
             };
             assert_eq!(ok["payload"]["device"]["deviceId"], d.id.as_str());
             let (_w, res) = node(&gw, &d, PROXIED, &[]).await;
             match res["payload"]["auth"]["deviceToken"].as_str() {
-                Some(t) => approved.push((Device { key: d.key.clone(), id: d.id.clone(), public_key: d.public_key.clone() }, t.to_string())),
+                Some(t) => approved.push((
+                    Device {
+                        key: d.key.clone(),
+                        id: d.id.clone(),
+                        public_key: d.public_key.clone(),
+                    },
+                    t.to_string(),
+                )),
                 None => break,
             }
         }
         killer.join().unwrap();
         gw = gw.kill9_and_restart();
     }
-    assert!(approved.len() >= 3, "the loop made progress ({})", approved.len());
+    assert!(
+        approved.len() >= 3,
+        "the loop made progress ({})",
+        approved.len()
+    );
     for (d, token) in &approved {
-        let (_w, res) = d.connect(&gw.url(), PROXIED, "node", ("node-host", "node"), &[], json!({"deviceToken": token}), json!({})).await;
+        let (_w, res) = d
+            .connect(
+                &gw.url(),
+                PROXIED,
+                "node",
+                ("node-host", "node"),
+                &[],
+                json!({"deviceToken": token}),
+                json!({}),
+            )
+            .await;
         assert_eq!(res["ok"], true, "approved device {} lost: {res}", d.id);
     }
+}
+
+#[tokio::test]
+async fn setup_code_bootstraps_a_node_once() {
+    let gw = Gateway::start(&[]);
+    let mut adm = admin(&gw).await;
+    let r = call(&mut adm, "q0", "device.pair.setupCode", json!({})).await;
+    assert_eq!(
+        r["error"]["details"]["reason"], "no-url",
+        "loopback-only gateway has no URL to hand out: {r}"
+    );
+    let r = call(
+        &mut adm,
+        "q1",
+        "device.pair.setupCode",
+        json!({"publicUrl": "ws://100.101.102.103:18789"}),
+    )
+    .await;
+    assert_eq!(
+        r["error"]["details"]["reason"], "url-not-allowed",
+        "never ws:// to a tailnet address"
+    );
+    let r = call(
+        &mut adm,
+        "q2",
+        "device.pair.setupCode",
+        json!({"publicUrl": format!("ws://127.0.0.1:{}", gw.port), "bootstrapProfile": "full"}),
+    )
+    .await;
+    let p = &r["payload"];
+    assert_eq!(
+        (p["access"].as_str(), p["accessDowngraded"].as_bool()),
+        (Some("limited"), Some(true)),
+        "{r}"
+    );
+    let payload = clawgate::pairing::setup_code::decode(p["setupCode"].as_str().unwrap()).unwrap();
+    assert!(payload.expires_at_ms.unwrap() > 0);
+    let d = Device::new();
+    let auth = json!({"bootstrapToken": payload.bootstrap_token});
+    let (_ws, res) = d
+        .connect(
+            &payload.url,
+            PROXIED,
+            "node",
+            ("openclaw-android", "node"),
+            &[],
+            auth.clone(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res["ok"], true, "{res}");
+    let a = &res["payload"]["auth"];
+    assert_eq!(a["method"], "bootstrap-token");
+    assert!(a["deviceToken"].is_string());
+    let op = &a["deviceTokens"][0];
+    assert_eq!(op["role"], "operator");
+    assert!(
+        !op["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "operator.admin" || s == "operator.pairing"),
+        "{op}"
+    );
+    // Single use: a second device (or the same one) cannot reuse it.
+    let (_ws, res) = Device::new()
+        .connect(
+            &payload.url,
+            PROXIED,
+            "node",
+            ("openclaw-android", "node"),
+            &[],
+            auth,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        res["error"]["details"]["code"],
+        "AUTH_BOOTSTRAP_TOKEN_INVALID"
+    );
 }

@@ -51,6 +51,8 @@ pub enum Command {
     /// Device pairing: list, approve, reject, remove, rename, rotate, revoke.
     #[command(subcommand)]
     Devices(pairing_cmds::DevicesCmd),
+    /// Print a single-use setup code and QR for pairing a phone or node.
+    Qr(pairing_cmds::QrArgs),
     /// Nodes: list, describe, pending, approve, reject, invoke.
     #[command(subcommand)]
     Nodes(pairing_cmds::NodesCmd),
@@ -159,6 +161,7 @@ pub fn main() -> i32 {
             Command::Token(t) => client_cmds::token(t),
             Command::Devices(c) => pairing_cmds::devices(c).await,
             Command::Nodes(c) => pairing_cmds::nodes(c).await,
+            Command::Qr(q) => pairing_cmds::qr(q).await,
         }
     });
     match result {

@@ -420,3 +420,62 @@ pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
         }
     }
 }
+
+#[derive(Args, Debug)]
+pub struct QrArgs {
+    /// The URL the device should use (default: plugin config, gateway.remote.url, or the custom bind).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bootstrap profile: limited (node + bounded operator) or node.
+    #[arg(long, default_value = "limited")]
+    pub profile: String,
+    #[arg(long)]
+    pub setup_code_only: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub token: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// `qr`: asks this host's gateway for a single-use setup code.
+pub async fn qr(q: QrArgs) -> anyhow::Result<i32> {
+    let target = TargetArgs {
+        url: None,
+        token: q.token,
+        password: q.password,
+        timeout: 10_000,
+        json: q.json,
+        config: q.config,
+    };
+    let mut params = json!({"bootstrapProfile": q.profile});
+    if let Some(u) = &q.url {
+        params["publicUrl"] = json!(u);
+    }
+    let v = match rpc(&target, "device.pair.setupCode", params).await? {
+        RpcOutcome::Ok(v) => v,
+        RpcOutcome::Failed(code) => return Ok(code),
+    };
+    let code = v["setupCode"].as_str().unwrap_or_default();
+    if q.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if q.setup_code_only {
+        println!("{code}");
+    } else {
+        if let Some(art) = crate::pairing::setup_code::qr_text(&format!("oc-pair://{code}")) {
+            println!("{art}");
+        }
+        println!("setup code: {code}");
+        println!(
+            "gateway: {} ({}), access: {}, single use, expires in 10 minutes",
+            cell(&v["gatewayUrl"]),
+            cell(&v["urlSource"]),
+            cell(&v["access"])
+        );
+        println!("node host: openclaw node run --pair \"oc-pair://{code}\"");
+    }
+    Ok(0)
+}

@@ -2,6 +2,7 @@
 //! pure [`machine`] over [`types`], and the durable [`store`].
 
 pub mod machine;
+pub mod setup_code;
 pub mod store;
 pub mod types;
 

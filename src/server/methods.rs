@@ -39,6 +39,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "node.invoke.progress",
     "node.event",
 ];
+/// Served but not advertised (the reference does not list them either).
+pub const UNADVERTISED: &[&str] = &["device.pair.setupCode"];
 /// Events this gateway emits.
 pub const EVENTS: &[&str] = &[
     "connect.challenge",
@@ -122,9 +124,9 @@ async fn dispatch_inner(
         Ok(r) => r,
         Err(e) => return Some(frames::res_err(&e.id, &WireError::invalid(e.message))),
     };
-    let access = match scopes::method_access(&req.method)
-        .filter(|_| IMPLEMENTED.contains(&req.method.as_ref()))
-    {
+    let access = match scopes::method_access(&req.method).filter(|_| {
+        IMPLEMENTED.contains(&req.method.as_ref()) || UNADVERTISED.contains(&req.method.as_ref())
+    }) {
         Some(a) => a,
         None => {
             return Some(frames::res_err(

@@ -171,6 +171,7 @@ pub async fn handle(
             }
         },
         "node.pair.list" => Ok(node_pair_list(gw)),
+        "device.pair.setupCode" => setup_code(gw, parse(method, params), now).await,
         "node.pair.approve" => approve_node(gw, &caller, parse(method, params), now).await,
         "node.pair.reject" => match parse::<RequestIdParams>(method, params) {
             Err(e) => Err(e),
@@ -309,4 +310,103 @@ async fn approve_node(
     Ok(
         json!({"requestId": p.request_id, "node": {"nodeId": n.node_id, "commands": n.approved_commands, "caps": n.approved_caps, "approvedAtMs": n.approved_at_ms}}),
     )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetupParams {
+    #[serde(default)]
+    public_url: Option<String>,
+    #[serde(default)]
+    bootstrap_profile: Option<String>,
+}
+
+/// Where the setup code's URL comes from (protocol.md §15.4), and which source.
+fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static str), WireError> {
+    let plugin = gw
+        .settings
+        .file
+        .plugins
+        .pointer("/entries/device-pair/config/publicUrl")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let remote = gw.settings.file.gateway.remote.url.clone();
+    let custom = gw
+        .settings
+        .custom_bind_host
+        .filter(|_| gw.settings.bind == crate::config::BindMode::Custom)
+        .map(|h| match h {
+            std::net::IpAddr::V6(v6) => format!("ws://[{v6}]:{}", gw.settings.port),
+            v4 => format!("ws://{v4}:{}", gw.settings.port),
+        });
+    let (url, source) = [(explicit, "explicit"), (plugin, "plugin-config"), (remote, "remote-config"), (custom, "bind-custom")]
+        .into_iter()
+        .find_map(|(u, s)| u.map(|u| (u, s)))
+        .ok_or_else(|| WireError::invalid("Gateway is only bound to loopback: pass a reachable URL (clawgate qr --url wss://<name> or ws://<LAN address>:<port>), or bind to a private address").with_details(json!({"reason": "no-url"})))?;
+    let url = crate::pairing::setup_code::check_url(&url).map_err(|e| {
+        WireError::invalid(e.to_string()).with_details(json!({"reason": "url-not-allowed"}))
+    })?;
+    Ok((url, source))
+}
+
+async fn setup_code(
+    gw: &Gateway,
+    p: Result<SetupParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    use crate::pairing::setup_code::{encode, SetupPayload};
+    let p = p?;
+    let (url, source) = setup_url(gw, p.public_url)?;
+    let requested = p.bootstrap_profile.unwrap_or_else(|| "limited".into());
+    let (profile, access) = match requested.as_str() {
+        "node" => (
+            crate::pairing::BootstrapProfile {
+                roles: vec!["node".into()],
+                scopes: vec![],
+            },
+            "node",
+        ),
+        "limited" | "full" => (
+            crate::pairing::BootstrapProfile {
+                roles: vec!["node".into(), "operator".into()],
+                scopes: [
+                    "operator.approvals",
+                    "operator.read",
+                    "operator.talk.secrets",
+                    "operator.write",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            },
+            "limited",
+        ),
+        other => {
+            return Err(WireError::invalid(format!(
+                "unknown bootstrapProfile {other:?}; use limited or node"
+            )))
+        }
+    };
+    let (token, expires) = gw
+        .pairing
+        .update(|d| d.issue_bootstrap(profile, now, &mut OsEntropy))
+        .await
+        .map_err(store)?;
+    let code = encode(&SetupPayload {
+        url: url.clone(),
+        urls: vec![],
+        bootstrap_token: token,
+        expires_at_ms: Some(expires),
+        tls_fingerprint: None,
+    });
+    let auth = if gw.settings.auth.mode == crate::config::AuthMode::Password {
+        "password"
+    } else {
+        "token"
+    };
+    let mut v = json!({"setupCode": code, "gatewayUrl": url, "auth": auth, "urlSource": source, "expiresAtMs": expires, "access": access});
+    if requested == "full" {
+        v["accessDowngraded"] = json!(true);
+    }
+    Ok(v)
 }
