@@ -361,3 +361,52 @@ async fn http_probes_and_preauth_budget() {
     assert!(err.contains("503"), "{err}");
     drop(held);
 }
+
+#[tokio::test]
+async fn changing_the_shared_token_closes_shared_secret_sessions_4001() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("openclaw.json");
+    std::fs::write(
+        &cfg,
+        format!(r#"{{ gateway: {{ auth: {{ token: "{TOKEN}" }} }} }}"#),
+    )
+    .unwrap();
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let gw = Gateway::start_in(dir, &["--port", "0", "--config", &cfg_s], &[]);
+    let mut ws = operator(&gw, &["operator.read"]).await;
+    std::fs::write(
+        &cfg,
+        r#"{ gateway: { auth: { token: "a-brand-new-token-0123456789" } } }"#,
+    )
+    .unwrap();
+    let close = loop {
+        let f = next(&mut ws).await;
+        if f.get("close").is_some() {
+            break f;
+        }
+    };
+    assert_eq!(
+        close,
+        json!({"close": 4001, "reason": "gateway auth changed"})
+    );
+    let mut ws = open(&gw.url(), &[]).await;
+    let (_, res) = handshake(&mut ws, connect_params(json!({"token": TOKEN}), &[])).await;
+    assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
+    let mut ws = open(&gw.url(), &[]).await;
+    let (_, res) = handshake(
+        &mut ws,
+        connect_params(json!({"token": "a-brand-new-token-0123456789"}), &[]),
+    )
+    .await;
+    assert_eq!(res["ok"], true);
+    // An invalid edit is refused and the running config stays.
+    std::fs::write(&cfg, r#"{ gateway: { bogus: 1 } }"#).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut ws = open(&gw.url(), &[]).await;
+    let (_, res) = handshake(
+        &mut ws,
+        connect_params(json!({"token": "a-brand-new-token-0123456789"}), &[]),
+    )
+    .await;
+    assert_eq!(res["ok"], true);
+}

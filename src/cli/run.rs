@@ -10,16 +10,19 @@ use crate::identity::Identity;
 use crate::server::{listen, Gateway};
 
 /// Loads settings and, for token auth without a configured token, the generated one.
-fn settings_for_run(a: &RunArgs) -> anyhow::Result<(Settings, bool)> {
-    let over = Overrides {
+fn overrides(a: &RunArgs) -> Overrides {
+    Overrides {
         config: a.config.clone(),
         port: a.port,
         bind: a.bind,
         auth: a.auth,
         token: a.token.clone(),
         password: a.password.clone(),
-    };
-    let mut s = config::load(&over, &config::process_env)?;
+    }
+}
+
+fn settings_for_run(over: &Overrides) -> anyhow::Result<(Settings, bool)> {
+    let mut s = config::load(over, &config::process_env)?;
     let mut generated = false;
     if s.auth.mode == AuthMode::Token && s.auth.token.is_none() {
         let (tok, created) =
@@ -37,13 +40,15 @@ fn settings_for_run(a: &RunArgs) -> anyhow::Result<(Settings, bool)> {
 }
 
 pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
-    let (settings, generated) = settings_for_run(&a)?;
+    let over = overrides(&a);
+    let (settings, generated) = settings_for_run(&over)?;
     let identity = Identity::load_or_create(&settings.paths.state_dir)?;
     let pairing = crate::pairing::store::Store::open(&settings.paths.state_dir)?;
     let listeners = listen::bind_all(&settings)?;
     let gw = Gateway::new(settings, identity, pairing);
     listen::serve(&gw, listeners);
     gw.spawn_tick();
+    crate::server::reload::spawn(&gw, over);
     banner(&gw, generated);
     wait_for_signal().await;
     tracing::info!("shutting down: notifying clients and draining");

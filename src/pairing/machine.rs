@@ -575,7 +575,7 @@ impl PairingData {
             ts: now,
             meta: c.meta.clone(),
             role: c.role.clone(),
-            roles: union(&[c.role.clone()], &profile.roles),
+            roles: union(std::slice::from_ref(&c.role), &profile.roles),
             scopes: profile.scopes.clone(),
             reason: Reason::NotPaired.as_str().into(),
             silent: true,

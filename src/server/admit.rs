@@ -138,7 +138,7 @@ pub async fn pair(
             .update(|p| p.approve(&req.request_id, None, now, &mut OsEntropy))
             .await
             .map_err(store_error)?
-            .map_err(|e| store_error(e))?;
+            .map_err(store_error)?;
         gw.hub.broadcast(EventFrame::new("device.pair.resolved", &json!({"requestId": req.request_id, "deviceId": dc.device_id, "decision": "approved", "ts": now})));
         tracing::info!(device = %dc.device_id, role = %dc.role, "paired silently (direct loopback)");
     }

@@ -182,11 +182,12 @@ async fn handshake(
         gw.pairing
             .read(|p| p.check_device_token(&d.id, &pk, role, tok, scopes))
     };
+    let auth = gw.auth();
     let input = handshake::Input {
         tokens: &tokens,
         connect: &connect,
         transport: t,
-        auth: &gw.settings.auth,
+        auth: &auth,
         allowed_origins: &gw.settings.allowed_origins,
         issued_nonce: &nonce,
         now_ms: crate::util::now_ms(),

@@ -112,14 +112,6 @@ impl Session {
 /// Handles one text frame and returns the response frame.
 /// Handles one text frame; `None` when the reply will arrive on the session's queue.
 pub async fn dispatch(gw: &std::sync::Arc<Gateway>, s: &mut Session, text: &str) -> Option<String> {
-    Some(dispatch_inner(gw, s, text).await?)
-}
-
-async fn dispatch_inner(
-    gw: &std::sync::Arc<Gateway>,
-    s: &mut Session,
-    text: &str,
-) -> Option<String> {
     let req = match frames::parse_request(text) {
         Ok(r) => r,
         Err(e) => return Some(frames::res_err(&e.id, &WireError::invalid(e.message))),

@@ -17,6 +17,7 @@ pub mod methods_nodes;
 pub mod methods_pairing;
 pub mod nodes;
 pub mod presence;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub struct Gateway {
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     pub listen_addrs: std::sync::Mutex<Vec<SocketAddr>>,
+    /// The live auth settings (hot-reloadable, see [`reload`]).
+    auth: std::sync::RwLock<Arc<crate::config::AuthSettings>>,
 }
 
 impl Gateway {
@@ -59,6 +62,7 @@ impl Gateway {
         pairing: crate::pairing::store::Store,
     ) -> Arc<Gateway> {
         let limiter = RateLimiter::new(&settings.auth.rate_limit);
+        let auth = settings.auth.clone();
         let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
         let hosts = host_policy(&settings);
         let hub = hub::Hub::new(presence::Presence::new(Some(self_presence())));
@@ -76,7 +80,23 @@ impl Gateway {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             listen_addrs: Default::default(),
+            auth: std::sync::RwLock::new(Arc::new(auth)),
         })
+    }
+
+    /// The auth settings in force now.
+    pub fn auth(&self) -> Arc<crate::config::AuthSettings> {
+        self.auth
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn set_auth(&self, a: crate::config::AuthSettings) {
+        match self.auth.write() {
+            Ok(mut g) => *g = Arc::new(a),
+            Err(p) => *p.into_inner() = Arc::new(a),
+        }
     }
 
     pub fn uptime_ms(&self) -> u64 {

@@ -196,7 +196,7 @@ impl Nodes {
     /// Completes an invoke from `node.invoke.result`; false when unknown or late.
     pub fn complete(&self, node_id: &str, id: &str, result: InvokeResult) -> bool {
         let mut i = self.lock();
-        if !i.pending.get(id).is_some_and(|p| p.node_id == node_id) {
+        if i.pending.get(id).is_none_or(|p| p.node_id != node_id) {
             return false;
         }
         finish(&mut i, id, result);

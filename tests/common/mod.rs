@@ -243,6 +243,7 @@ impl Device {
     }
 
     /// Opens a socket and sends a signed connect; returns the socket and the `connect` response.
+    #[allow(clippy::too_many_arguments)]
     pub async fn connect(
         &self,
         url: &str,
