@@ -31,7 +31,7 @@ pub const SENSITIVE_COMMANDS: &[&str] = &[
 
 /// Commands whose direct invocation needs `operator.admin` (the reference's
 /// `NODE_ADMIN_ONLY_INVOKE_COMMANDS`); `system.run`/`system.which` are gated by
-/// the admin-approved node surface instead (docs/decisions/0004-node-invoke-scopes.md).
+/// the admin-approved node surface instead (docs/decisions/0013-node-invoke.md).
 pub const ADMIN_ONLY_INVOKE: &[&str] = &[
     "browser.proxy",
     "browser.proxy.upload.v1",

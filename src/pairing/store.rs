@@ -1,7 +1,7 @@
 //! Durable pairing store: one JSON document (`<stateDir>/pairing/pairing.json`),
 //! kept in memory and rewritten atomically (temp → fsync → rename → fsync dir)
 //! after every change, so `kill -9` at any moment leaves either the previous or
-//! the new complete document (docs/decisions/0003-pairing-store.md).
+//! the new complete document (docs/decisions/0012-pairing-store.md).
 //!
 //! Invariants: one gateway owns a state dir (an exclusive file lock); writes are
 //! serialised and each writes a snapshot taken after acquiring the write lock, so

@@ -3,7 +3,7 @@
 //! message is refused from its header — before its payload is buffered
 //! (threats.md RL-2). tokio-tungstenite cannot change its size limits on a live
 //! stream, so the codec runs at the post-auth limit and this guard enforces the
-//! 64 KiB pre-auth cap (docs/decisions/0002-preauth-frame-cap.md).
+//! 64 KiB pre-auth cap (docs/decisions/0010-http-websocket-stack.md).
 //!
 //! Invariant: while armed, the summed payload length of the data frames of one
 //! message never exceeds `cap` without [`FrameGuard::feed`] returning `Err`.
