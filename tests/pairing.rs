@@ -380,6 +380,20 @@ async fn node_invoke_times_out() {
     assert_eq!(r["error"]["message"], "TIMEOUT: node invoke timed out");
 }
 
+async fn try_node(gw: &Gateway, d: &Device) -> Option<(Ws, Value)> {
+    let client = ("node-host", "node");
+    d.try_connect(
+        &gw.url(),
+        PROXIED,
+        "node",
+        client,
+        &[],
+        json!({"token": TOKEN}),
+        json!({}),
+    )
+    .await
+}
+
 /// kill -9 in the middle of a loop of approvals loses no completed approval and
 /// leaves nothing corrupt.
 #[tokio::test]
@@ -397,35 +411,29 @@ async fn approvals_survive_kill_9() {
         let mut adm = admin(&gw).await;
         for _ in 0..200 {
             let d = Device::new();
-            let (_w, res) = node(&gw, &d, PROXIED, &[]).await;
+            let Some((_w, res)) = try_node(&gw, &d).await else {
+                break;
+            };
             let Some(rid) = res["error"]["details"]["requestId"].as_str() else {
                 break;
             };
-            let ok = match tokio::time::timeout(
-                std::time::Duration::from_secs(2),
-                call(
-                    &mut adm,
-                    "a",
-                    "device.pair.approve",
-                    json!({"requestId": rid}),
-                ),
-            )
-            .await
-            {
-                Ok(v) if v["ok"] == true => v,
+            let approve = call(
+                &mut adm,
+                "a",
+                "device.pair.approve",
+                json!({"requestId": rid}),
+            );
+            match tokio::time::timeout(std::time::Duration::from_secs(2), approve).await {
+                Ok(v) if v["ok"] == true => {
+                    assert_eq!(v["payload"]["device"]["deviceId"], d.id.as_str())
+                }
                 _ => break,
+            }
+            let Some((_w, res)) = try_node(&gw, &d).await else {
+                break;
             };
-            assert_eq!(ok["payload"]["device"]["deviceId"], d.id.as_str());
-            let (_w, res) = node(&gw, &d, PROXIED, &[]).await;
             match res["payload"]["auth"]["deviceToken"].as_str() {
-                Some(t) => approved.push((
-                    Device {
-                        key: d.key.clone(),
-                        id: d.id.clone(),
-                        public_key: d.public_key.clone(),
-                    },
-                    t.to_string(),
-                )),
+                Some(t) => approved.push((d, t.to_string())),
                 None => break,
             }
         }
@@ -438,12 +446,13 @@ async fn approvals_survive_kill_9() {
         approved.len()
     );
     for (d, token) in &approved {
+        let client = ("node-host", "node");
         let (_w, res) = d
             .connect(
                 &gw.url(),
                 PROXIED,
                 "node",
-                ("node-host", "node"),
+                client,
                 &[],
                 json!({"deviceToken": token}),
                 json!({}),

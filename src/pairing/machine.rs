@@ -39,6 +39,11 @@ pub const ADMIN_ONLY_INVOKE: &[&str] = &[
     "terminal.upload",
 ];
 
+/// Pending requests from one source address before new ones are refused (threats.md RL-5).
+pub const MAX_PENDING_PER_SOURCE: usize = 8;
+/// Pending requests in total before new ones are refused.
+pub const MAX_PENDING_TOTAL: usize = 512;
+
 /// Source of fresh identifiers and secrets.
 pub trait Entropy {
     fn request_id(&mut self) -> String;
@@ -105,6 +110,8 @@ pub enum PairingError {
     NotOwnDevice,
     #[error("invalid label")]
     InvalidLabel,
+    #[error("too many pending pairing requests; approve or reject some first")]
+    TooManyPending,
 }
 
 /// Result of checking a device token.
@@ -187,7 +194,8 @@ impl PairingData {
     }
 
     /// Creates, refreshes or supersedes the device's one pending request.
-    /// Returns the live request and whether it is new (to be announced).
+    /// Returns the live request and whether it is new (to be announced); fails with
+    /// `TooManyPending` when a new device would exceed the per-source or total cap.
     pub fn request(
         &mut self,
         c: &DeviceConnect,
@@ -195,7 +203,7 @@ impl PairingData {
         silent: bool,
         now: i64,
         e: &mut dyn Entropy,
-    ) -> (PendingRequest, bool) {
+    ) -> Result<(PendingRequest, bool), PairingError> {
         self.prune(now);
         let mine: Vec<String> = self
             .pending
@@ -203,6 +211,15 @@ impl PairingData {
             .filter(|r| r.device_id == c.device_id)
             .map(|r| r.request_id.clone())
             .collect();
+        let same_source = |r: &&PendingRequest| {
+            r.meta.remote_ip.is_some() && r.meta.remote_ip == c.meta.remote_ip
+        };
+        let from_source = self.pending.values().filter(same_source).count();
+        if mine.is_empty()
+            && (from_source >= MAX_PENDING_PER_SOURCE || self.pending.len() >= MAX_PENDING_TOTAL)
+        {
+            return Err(PairingError::TooManyPending);
+        }
         if let [only] = mine.as_slice() {
             let r = self.pending.get_mut(only).expect("listed above");
             if r.role == c.role
@@ -212,7 +229,7 @@ impl PairingData {
             {
                 r.ts = now;
                 r.meta.remote_ip = c.meta.remote_ip.clone();
-                return (r.clone(), false);
+                return Ok((r.clone(), false));
             }
         }
         let (mut roles, mut scopes, mut all_silent) =
@@ -238,7 +255,7 @@ impl PairingData {
             is_repair: self.paired.contains_key(&c.device_id),
         };
         self.pending.insert(r.request_id.clone(), r.clone());
-        (r, true)
+        Ok((r, true))
     }
 
     /// Approves a pending request on behalf of `caller` (`None` = silent local approval).

@@ -180,6 +180,7 @@ mod tests {
                     crate::util::now_ms(),
                     &mut OsEntropy,
                 )
+                .unwrap()
                 .0
                 .request_id
             })

@@ -125,7 +125,20 @@ pub async fn pair(
             .pairing
             .update(|p| p.request(&dc, reason, silent, now, &mut OsEntropy))
             .await
-            .map_err(store_error)?;
+            .map_err(store_error)?
+            .map_err(|_| {
+                let e = WireError::new(
+                    ErrorCode::Unavailable,
+                    "too many pending pairing requests; retry later",
+                )
+                .with_details(json!({"code": "PAIRING_RATE_LIMITED"}))
+                .retry_after(60_000);
+                Rejection::with_close(
+                    e,
+                    crate::protocol::errors::close::TRY_AGAIN_LATER,
+                    "too many pending pairing requests",
+                )
+            })?;
         if !silent {
             if new {
                 gw.hub

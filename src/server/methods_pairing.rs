@@ -21,6 +21,7 @@ fn perr(e: PairingError) -> WireError {
         PairingError::RoleNotApproved(_) => "role-not-approved",
         PairingError::NotOwnDevice => "not-own-device",
         PairingError::InvalidLabel => "invalid-label",
+        PairingError::TooManyPending => "too-many-pending",
     };
     // The reference CLI retries with operator.admin when the message says
     // "device pairing approval denied" (devices-cli `isDevicePairingApprovalDenied`).

@@ -93,17 +93,20 @@ impl Drop for Gateway {
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens a WebSocket with extra upgrade headers.
-pub async fn open(url: &str, headers: &[(&str, &str)]) -> Ws {
+pub async fn try_open(url: &str, headers: &[(&str, &str)]) -> Option<Ws> {
     let mut req = url.into_client_request().unwrap();
     for (k, v) in headers {
         let name =
             tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap();
         req.headers_mut().insert(name, v.parse().unwrap());
     }
-    let (ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("ws connect");
-    ws
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.ok()?;
+    Some(ws)
+}
+
+/// Opens a WebSocket with extra upgrade headers (panics when refused).
+pub async fn open(url: &str, headers: &[(&str, &str)]) -> Ws {
+    try_open(url, headers).await.expect("ws connect")
 }
 
 /// The next text frame as JSON (skipping pings), or the close frame as `{"close":code,"reason":…}`.
@@ -137,7 +140,8 @@ pub async fn next_res(ws: &mut Ws) -> Value {
 }
 
 pub async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::text(v.to_string())).await.unwrap();
+    // A failed send shows up as an error or close frame on the next read.
+    let _ = ws.send(Message::text(v.to_string())).await;
 }
 
 pub fn connect_params(auth: Value, scopes: &[&str]) -> Value {
@@ -244,6 +248,32 @@ impl Device {
 
     /// Opens a socket and sends a signed connect; returns the socket and the `connect` response.
     #[allow(clippy::too_many_arguments)]
+    pub async fn try_connect(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        role: &str,
+        client: (&str, &str),
+        scopes: &[&str],
+        auth: Value,
+        extra: Value,
+    ) -> Option<(Ws, Value)> {
+        let mut ws = try_open(url, headers).await?;
+        let ch = next(&mut ws).await;
+        if ch["event"] != "connect.challenge" {
+            return Some((ws, ch));
+        }
+        let p = self.params(&ch, role, client, scopes, auth, extra);
+        send(
+            &mut ws,
+            json!({"type": "req", "id": "c1", "method": "connect", "params": p}),
+        )
+        .await;
+        let res = next(&mut ws).await;
+        Some((ws, res))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub async fn connect(
         &self,
         url: &str,
@@ -254,16 +284,9 @@ impl Device {
         auth: Value,
         extra: Value,
     ) -> (Ws, Value) {
-        let mut ws = open(url, headers).await;
-        let ch = next(&mut ws).await;
-        let p = self.params(&ch, role, client, scopes, auth, extra);
-        send(
-            &mut ws,
-            json!({"type": "req", "id": "c1", "method": "connect", "params": p}),
-        )
-        .await;
-        let res = next(&mut ws).await;
-        (ws, res)
+        self.try_connect(url, headers, role, client, scopes, auth, extra)
+            .await
+            .expect("ws connect")
     }
 }
 

@@ -44,7 +44,9 @@ fn not_paired_then_approved_then_paired() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
     let c = conn("d1", "node", &[]);
     assert_eq!(d.evaluate(&c), Some(Reason::NotPaired));
-    let (r, new) = d.request(&c, Reason::NotPaired, false, 1000, &mut e);
+    let (r, new) = d
+        .request(&c, Reason::NotPaired, false, 1000, &mut e)
+        .unwrap();
     assert!(new);
     let (_, dev) = d
         .approve(&r.request_id, Some(&admin()), 2000, &mut e)
@@ -70,9 +72,13 @@ fn not_paired_then_approved_then_paired() {
 fn retries_refresh_one_request_and_changes_supersede() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
     let c = conn("d1", "operator", &["operator.read"]);
-    let (r1, new1) = d.request(&c, Reason::NotPaired, true, 1000, &mut e);
+    let (r1, new1) = d
+        .request(&c, Reason::NotPaired, true, 1000, &mut e)
+        .unwrap();
     for t in 0..50 {
-        let (r, new) = d.request(&c, Reason::NotPaired, true, 1100 + t, &mut e);
+        let (r, new) = d
+            .request(&c, Reason::NotPaired, true, 1100 + t, &mut e)
+            .unwrap();
         assert_eq!(
             (r.request_id.as_str(), new),
             (r1.request_id.as_str(), false)
@@ -81,7 +87,9 @@ fn retries_refresh_one_request_and_changes_supersede() {
     assert!(new1);
     assert_eq!(d.pending.len(), 1);
     let wider = conn("d1", "operator", &["operator.write"]);
-    let (r2, new2) = d.request(&wider, Reason::NotPaired, false, 2000, &mut e);
+    let (r2, new2) = d
+        .request(&wider, Reason::NotPaired, false, 2000, &mut e)
+        .unwrap();
     assert!(new2);
     assert_ne!(r2.request_id, r1.request_id);
     assert_eq!(d.pending.len(), 1, "superseded, not added");
@@ -92,13 +100,15 @@ fn retries_refresh_one_request_and_changes_supersede() {
 #[test]
 fn pending_expires_after_ttl() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
-    let (r, _) = d.request(
-        &conn("d1", "node", &[]),
-        Reason::NotPaired,
-        false,
-        0,
-        &mut e,
-    );
+    let (r, _) = d
+        .request(
+            &conn("d1", "node", &[]),
+            Reason::NotPaired,
+            false,
+            0,
+            &mut e,
+        )
+        .unwrap();
     assert_eq!(
         d.approve(&r.request_id, Some(&admin()), PENDING_TTL_MS, &mut e)
             .unwrap_err(),
@@ -109,13 +119,15 @@ fn pending_expires_after_ttl() {
 #[test]
 fn approval_is_bounded_by_the_callers_scopes() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
-    let (r, _) = d.request(
-        &conn("d1", "operator", &["operator.admin"]),
-        Reason::NotPaired,
-        false,
-        0,
-        &mut e,
-    );
+    let (r, _) = d
+        .request(
+            &conn("d1", "operator", &["operator.admin"]),
+            Reason::NotPaired,
+            false,
+            0,
+            &mut e,
+        )
+        .unwrap();
     let pairing_only = Caller {
         scopes: s(&["operator.pairing"]),
         device_id: None,
@@ -126,13 +138,15 @@ fn approval_is_bounded_by_the_callers_scopes() {
             .unwrap_err(),
         PairingError::CallerMissingScope("operator.admin".into())
     );
-    let (rn, _) = d.request(
-        &conn("n1", "node", &[]),
-        Reason::NotPaired,
-        false,
-        0,
-        &mut e,
-    );
+    let (rn, _) = d
+        .request(
+            &conn("n1", "node", &[]),
+            Reason::NotPaired,
+            false,
+            0,
+            &mut e,
+        )
+        .unwrap();
     assert!(matches!(
         d.approve(&rn.request_id, Some(&pairing_only), 1, &mut e),
         Err(PairingError::CallerMissingScope(_))
@@ -143,7 +157,7 @@ fn approval_is_bounded_by_the_callers_scopes() {
 fn silent_approval_never_grants_admin() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
     let c = conn("d1", "operator", &["operator.admin", "operator.read"]);
-    let (r, _) = d.request(&c, Reason::NotPaired, true, 0, &mut e);
+    let (r, _) = d.request(&c, Reason::NotPaired, true, 0, &mut e).unwrap();
     let (_, dev) = d.approve(&r.request_id, None, 1, &mut e).unwrap();
     assert_eq!(dev.approved_scopes, s(&["operator.read"]));
     assert_eq!(d.evaluate(&c), Some(Reason::ScopeUpgrade));
@@ -153,7 +167,7 @@ fn silent_approval_never_grants_admin() {
 fn role_and_metadata_upgrades() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
     let c = conn("d1", "node", &[]);
-    let (r, _) = d.request(&c, Reason::NotPaired, false, 0, &mut e);
+    let (r, _) = d.request(&c, Reason::NotPaired, false, 0, &mut e).unwrap();
     d.approve(&r.request_id, Some(&admin()), 1, &mut e).unwrap();
     assert_eq!(
         d.evaluate(&conn("d1", "operator", &[])),
@@ -171,13 +185,15 @@ fn role_and_metadata_upgrades() {
 #[test]
 fn rotation_cannot_mint_roles_or_foreign_scopes() {
     let (mut d, mut e) = (PairingData::default(), Seq(0));
-    let (r, _) = d.request(
-        &conn("d1", "operator", &["operator.read", "operator.write"]),
-        Reason::NotPaired,
-        false,
-        0,
-        &mut e,
-    );
+    let (r, _) = d
+        .request(
+            &conn("d1", "operator", &["operator.read", "operator.write"]),
+            Reason::NotPaired,
+            false,
+            0,
+            &mut e,
+        )
+        .unwrap();
     d.approve(&r.request_id, Some(&admin()), 1, &mut e).unwrap();
     let pairing = Caller {
         scopes: s(&["operator.pairing"]),
@@ -348,11 +364,43 @@ proptest::proptest! {
         let all = ["operator.read", "operator.write", "operator.approvals"];
         for (i, (dev, scope)) in ops.iter().enumerate() {
             let c = conn(&format!("d{dev}"), "operator", &all[..=*scope as usize]);
-            d.request(&c, Reason::NotPaired, false, i as i64, &mut e);
+            d.request(&c, Reason::NotPaired, false, i as i64, &mut e).unwrap();
             for dev in 0..3 {
                 let n = d.pending.values().filter(|r| r.device_id == format!("d{dev}")).count();
                 proptest::prop_assert!(n <= 1);
             }
         }
     }
+}
+
+#[test]
+fn pending_requests_are_capped_per_source() {
+    let (mut d, mut e) = (PairingData::default(), Seq(0));
+    let from = |n: usize| {
+        let mut c = conn(&format!("flood{n}"), "node", &[]);
+        c.meta.remote_ip = Some("10.0.0.66".into());
+        c
+    };
+    for n in 0..MAX_PENDING_PER_SOURCE {
+        d.request(&from(n), Reason::NotPaired, false, 0, &mut e)
+            .unwrap();
+    }
+    assert_eq!(
+        d.request(&from(99), Reason::NotPaired, false, 0, &mut e)
+            .unwrap_err(),
+        PairingError::TooManyPending
+    );
+    // A device that already has a request keeps refreshing it; other sources are unaffected.
+    assert!(d
+        .request(&from(0), Reason::NotPaired, false, 1, &mut e)
+        .is_ok());
+    assert!(d
+        .request(
+            &conn("elsewhere", "node", &[]),
+            Reason::NotPaired,
+            false,
+            1,
+            &mut e
+        )
+        .is_ok());
 }
