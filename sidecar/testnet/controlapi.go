@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"tailscale.com/tailcfg"
-	"tailscale.com/types/key"
 )
 
 // maxControlBody bounds request bodies of the control API.
@@ -55,7 +54,7 @@ func (n *Net) handleNodes(w http.ResponseWriter, _ *http.Request) {
 			NodeKey: nd.Key.String(),
 			FQDN:    strings.TrimSuffix(nd.Name, "."),
 			Tags:    append([]string{}, nd.Tags...),
-			CapMap:  n.capMapFor(nd.Key, nd.CapMap),
+			CapMap:  nd.CapMap,
 		})
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -76,7 +75,7 @@ func (n *Net) handleCaps(w http.ResponseWriter, r *http.Request) {
 	}
 	n.capsMu.Lock() // serialise read-modify-write of cap maps
 	defer n.capsMu.Unlock()
-	caps := maps.Clone(n.capMapFor(nd.Key, nd.CapMap))
+	caps := maps.Clone(nd.CapMap)
 	if caps == nil {
 		caps = tailcfg.NodeCapMap{}
 	}
@@ -92,21 +91,13 @@ func (n *Net) handleCaps(w http.ResponseWriter, r *http.Request) {
 		}
 		caps[tailcfg.NodeCapability(c)] = vals
 	}
-	n.mu.Lock()
-	n.capOverrides[nd.Key] = caps
-	n.mu.Unlock()
+	// testcontrol sends the self node both CapMap (from SetNodeCapMap) and the deprecated
+	// Capabilities list (from the stored node), and clients merge the two: update both.
+	nd.CapMap = caps
+	nd.Capabilities = slices.Collect(maps.Keys(caps))
+	n.control.UpdateNode(nd)
 	n.control.SetNodeCapMap(nd.Key, caps)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// capMapFor returns the cap map control currently sends for k: our override, else the stored one.
-func (n *Net) capMapFor(k key.NodePublic, stored tailcfg.NodeCapMap) tailcfg.NodeCapMap {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if m, ok := n.capOverrides[k]; ok {
-		return m
-	}
-	return stored
 }
 
 func (n *Net) handleAppCaps(w http.ResponseWriter, r *http.Request) {

@@ -28,7 +28,6 @@ import (
 	"tailscale.com/net/netns"
 	"tailscale.com/tailcfg"
 	"tailscale.com/tstest/integration/testcontrol"
-	"tailscale.com/types/key"
 )
 
 // DefaultSuffix is the tailnet's MagicDNS suffix (the one tsnet's own tests use).
@@ -68,14 +67,12 @@ type Net struct {
 	funnels               []*funnelEntry
 	manifest              Manifest
 
-	mu           sync.Mutex // guards capOverrides
-	capsMu       sync.Mutex // serialises cap edits through the control API
-	capOverrides map[key.NodePublic]tailcfg.NodeCapMap
+	capsMu sync.Mutex // serialises cap edits (read-modify-write) through the control API
 }
 
 // Start builds the tailnet and returns once every node is Running with a home DERP.
 func Start(ctx context.Context, cfg Config) (_ *Net, err error) {
-	n := &Net{suffix: cfg.Suffix, logf: cfg.Logf, nodes: map[string]*node{}, capOverrides: map[key.NodePublic]tailcfg.NodeCapMap{}}
+	n := &Net{suffix: cfg.Suffix, logf: cfg.Logf, nodes: map[string]*node{}}
 	if n.suffix == "" {
 		n.suffix = DefaultSuffix
 	}
