@@ -23,6 +23,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 
 	"tailscale.com/net/netns"
@@ -32,6 +33,9 @@ import (
 
 // DefaultSuffix is the tailnet's MagicDNS suffix (the one tsnet's own tests use).
 const DefaultSuffix = "tail-scale.ts.net"
+
+// dnsLabel is what a node name must look like (it becomes the first MagicDNS label).
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // OfflineEnv is the environment every node of the harness runs with (tailscale.md §6.3, §8.4).
 var OfflineEnv = map[string]string{
@@ -210,6 +214,9 @@ func (n *Net) startNodes(ctx context.Context) error {
 
 func (n *Net) prepareSidecars(names []string) error {
 	for _, name := range names {
+		if !dnsLabel.MatchString(name) {
+			return fmt.Errorf("sidecar name %q is not a lower-case DNS label", name)
+		}
 		if _, dup := n.manifest.Nodes[name]; dup || name == NodeDaemon {
 			return fmt.Errorf("sidecar name %q collides with a built-in node", name)
 		}

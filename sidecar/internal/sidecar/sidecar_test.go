@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(helperMain())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	n, err := testnet.Start(ctx, testnet.Config{SidecarNodes: []string{"gw", "gw2", "gw3"}})
+	n, err := testnet.Start(ctx, testnet.Config{SidecarNodes: []string{"gw", "gw2", "gw3", "gw4"}})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testnet:", err)
@@ -258,6 +258,6 @@ func TestHandshakeFileSIGTERMAndStatePersists(t *testing.T) {
 }
 
 func TestBadAuthKeyFailsStartup(t *testing.T) {
-	c := startChild(t, "gw3", "tskey-auth-wrong", "--up-timeout", "3s")
+	c := startChild(t, "gw4", "tskey-auth-wrong", "--up-timeout", "3s")
 	c.waitExit(t, 1)
 }
