@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/clawgate/clawgate/sidecar/internal/lapi"
+	"github.com/clawgate/clawgate/sidecar/internal/testutil"
 )
 
 // shared is one tailnet for the whole package (start-up is cheap, but nodes are not free on a
@@ -56,20 +57,7 @@ func client(t *testing.T, name string) *lapi.Client {
 	return c
 }
 
-// eventually retries f until it succeeds or ctx ends, returning the last error.
-func eventually(ctx context.Context, f func() error) error {
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
+var eventually = testutil.Eventually
 
 func TestManifestComplete(t *testing.T) {
 	m := shared.Manifest()

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/net/proxy"
 
 	"github.com/clawgate/clawgate/sidecar/internal/lapi"
+	"github.com/clawgate/clawgate/sidecar/internal/testutil"
 	"github.com/clawgate/clawgate/sidecar/testnet"
 )
 
@@ -140,7 +140,7 @@ func TestSidecarServeTLSForwardWithProxyProtocol(t *testing.T) {
 		{"funnel", viaFunnel, []string{testnet.FunnelSrcIP}},
 		{"tailnet", viaTailnet, m.Nodes[testnet.NodeUser].IPs},
 	} {
-		err := retry(ctx, func() error { return sendOverTLS(ctx, tc.dial, fqdn, "hi-"+tc.name) })
+		err := testutil.Eventually(ctx, func() error { return sendOverTLS(ctx, tc.dial, fqdn, "hi-"+tc.name) })
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -152,20 +152,6 @@ func TestSidecarServeTLSForwardWithProxyProtocol(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("%s: backend got nothing", tc.name)
-		}
-	}
-}
-
-func retry(ctx context.Context, f func() error) error {
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), err)
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
