@@ -243,6 +243,13 @@ func TestPrefs(t *testing.T) {
 	if p.Hostname != NodeGateway || !p.WantRunning || p.ShieldsUp || p.ControlURL != shared.Manifest().ControlURL {
 		t.Fatalf("prefs %+v", p)
 	}
+	// PATCH takes MaskedPrefs and answers the new Prefs; restore afterwards.
+	c := client(t, NodeGateway)
+	for _, on := range []bool{true, false} {
+		if err := c.JSON(testCtx(t), "PATCH", "prefs", map[string]any{"ShieldsUpSet": true, "ShieldsUp": on}, &p); err != nil || p.ShieldsUp != on {
+			t.Fatalf("PATCH ShieldsUp=%v: %+v %v", on, p, err)
+		}
+	}
 }
 
 func loadPool(path string) (*x509.CertPool, error) {
