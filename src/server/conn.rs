@@ -33,7 +33,7 @@ use crate::protocol::{MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD
 
 /// Read chunk size: small, because most connections are idle (the default 128 KiB
 /// would cost ~130 KiB per socket).
-pub const READ_BUFFER: usize = 4 * 1024;
+pub const READ_BUFFER: usize = 1024;
 
 type Ws = WebSocketStream<GuardedIo<TokioIo<Upgraded>>>;
 
@@ -71,7 +71,7 @@ pub async fn run(
             .await;
         };
         let timeout = gw.settings.handshake_timeout;
-        let outcome = tokio::time::timeout(timeout, handshake(&gw, &mut ws, &t)).await;
+        let outcome = tokio::time::timeout(timeout, Box::pin(handshake(&gw, &mut ws, &t))).await;
         drop(permit);
         match outcome {
             Err(_) => close_ws(&mut ws, close::POLICY, "handshake timeout").await,
@@ -107,7 +107,7 @@ async fn handshake(
     gw: &Gateway,
     ws: &mut Ws,
     t: &Transport,
-) -> Result<(Connect, Admission, String), Option<Closing>> {
+) -> Result<(Box<Connect>, Admission, String), Option<Closing>> {
     let nonce = uuid::Uuid::new_v4().to_string();
     let challenge = EventFrame::new(
         "connect.challenge",
@@ -204,7 +204,7 @@ async fn handshake(
             };
             a.scopes = paired.scopes.clone();
             let hello = frames::res_ok_raw(&id, &hello_ok(gw, &connect, &a, &paired));
-            Ok((connect, a, hello))
+            Ok((Box::new(connect), a, hello))
         }
         Err(r) => {
             tracing::info!(code = ?r.error.detail_code(), "connect refused: {}", r.error.message);
@@ -318,7 +318,7 @@ async fn session(
     gw: Arc<Gateway>,
     mut ws: Ws,
     t: Transport,
-    c: Connect,
+    c: Box<Connect>,
     a: Admission,
     hello: String,
 ) {
@@ -342,7 +342,7 @@ async fn session(
             .upsert(key, fields.clone(), crate::util::now_ms());
         broadcast_presence(&gw, sv);
     }
-    let node_id = register_node(&gw, &c, &a, &t, &reg).await;
+    let node_id = Box::pin(register_node(&gw, &c, &a, &t, &reg)).await;
     let mut s = Session::new(reg.id, reg.tx.clone(), a, c);
     let mut seq: u64 = 0;
     let end = if ws.send(Message::text(hello)).await.is_err() {
@@ -363,7 +363,7 @@ async fn session(
                 }
                 out = reg.rx.recv() => match out {
                     Some(Outbound::Reply(text)) => {
-                        if let Err(e) = ws.send(Message::text(text)).await {
+                        if let Err(e) = ws.send(Message::text(*text)).await {
                             break write_failure(e);
                         }
                     }
@@ -377,7 +377,9 @@ async fn session(
                 },
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(reply) = methods::dispatch(&gw, &mut s, &text).await {
+                        // Boxed (like the handshake): large, short-lived futures stay out of the
+                        // idle connection's state, which is what every idle socket pays for.
+                        if let Some(reply) = Box::pin(methods::dispatch(&gw, &mut s, &text)).await {
                             if let Err(e) = ws.send(Message::text(reply)).await {
                                 break write_failure(e);
                             }

@@ -181,12 +181,13 @@ fn upgrade(
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let gw2 = gw.clone();
-    gw.tracker.spawn(async move {
+    let fut = async move {
         match on_upgrade.await {
             Ok(up) => conn::run(gw2, up, transport, permit, host_ok).await,
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
         }
-    });
+    };
+    gw.tracker.spawn(fut);
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let hs = r.headers_mut();

@@ -27,7 +27,8 @@ pub const OUTBOUND_QUEUE: usize = 256;
 pub enum Outbound {
     Event(Arc<EventFrame>),
     /// A response completed after its request was handed off (e.g. `node.invoke`).
-    Reply(String),
+    /// Boxed so `Outbound` stays two words: each connection's queue block holds 32 of them.
+    Reply(Box<String>),
 }
 
 /// Why the hub asked a connection to close.

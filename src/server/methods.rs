@@ -62,7 +62,7 @@ pub struct Session {
     /// This connection's outbound queue, for replies completed later.
     pub tx: tokio::sync::mpsc::Sender<super::hub::Outbound>,
     pub admission: Admission,
-    pub connect: Connect,
+    pub connect: Box<Connect>,
     unauthorized_streak: u32,
 }
 
@@ -71,7 +71,7 @@ impl Session {
         conn_id: u64,
         tx: tokio::sync::mpsc::Sender<super::hub::Outbound>,
         admission: Admission,
-        connect: Connect,
+        connect: Box<Connect>,
     ) -> Self {
         Session {
             conn_id,

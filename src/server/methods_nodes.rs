@@ -225,8 +225,9 @@ fn invoke(
             .retry_after(500))
         }
         Started::Done(r) => {
-            let _ =
-                s.tx.try_send(Outbound::Reply(reply(req_id, &p.node_id, &p.command, r)));
+            let _ = s.tx.try_send(Outbound::Reply(Box::new(reply(
+                req_id, &p.node_id, &p.command, r,
+            ))));
             return Ok(());
         }
         Started::Waiting(rx) => rx,
@@ -245,7 +246,9 @@ fn invoke(
             }
         };
         let _ = tx
-            .send(Outbound::Reply(reply(&id, &p.node_id, &p.command, result)))
+            .send(Outbound::Reply(Box::new(reply(
+                &id, &p.node_id, &p.command, result,
+            ))))
             .await;
     });
     Ok(())
