@@ -1,0 +1,265 @@
+//! The LAN mDNS beacon on top of `mdns-sd` (spec discovery.md §1, §3, §4; threats.md MD-1/3/8).
+//!
+//! One supervised task owns one `ServiceDaemon` at a time. Invariants:
+//! - every daemon is shut down (goodbye packets) on cancel and on every error path ([`DaemonGuard`]);
+//! - interface selection goes through [`super::ifpolicy`] via an `IfKind::Predicate` on both the
+//!   daemon and the `ServiceInfo` (so auto-added addresses are filtered too);
+//! - re-registration happens only when the built `ServiceInfo` (TXT, addresses) changes;
+//! - conflict renames are left to mdns-sd (one rename per conflict); more than
+//!   [`MAX_RENAMES`] renames in one daemon life counts as a failure (rename storm);
+//! - failures restart the daemon with backoff at most [`MAX_RESTARTS`] times, then one warning and
+//!   the beacon stays off — nothing here can stop the gateway.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mdns_sd::{DaemonEvent, IfKind, IfPredicate, ServiceDaemon, ServiceInfo};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::ifpolicy::{self, Policy, Selection};
+use super::status::{ComponentState, StatusCell};
+use super::{names, txt, DynamicInfo, Resolved};
+
+/// Service type on the LAN (mdns-sd form).
+pub const SERVICE_TYPE: &str = "_openclaw-gw._tcp.local.";
+/// Daemon restarts before the beacon gives up (MD-3: bounded, then a single warning).
+pub const MAX_RESTARTS: u32 = 3;
+/// Conflict renames tolerated per daemon life; beyond this we are in a storm and stop.
+pub const MAX_RENAMES: u32 = 4;
+/// Interface snapshot reuse window: the predicate is called per address on each poll.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(500);
+/// How long shutdown waits for the daemon to confirm it sent goodbyes.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// Why one daemon life ended.
+#[derive(Debug, thiserror::Error)]
+pub enum BeaconError {
+    /// mdns-sd API error (daemon start, register, channel).
+    #[error("mdns-sd: {0}")]
+    Mdns(#[from] mdns_sd::Error),
+    /// The daemon's event channel closed unexpectedly.
+    #[error("mDNS daemon exited")]
+    DaemonGone,
+    /// Too many conflict renames.
+    #[error("name conflict storm: {0} renames")]
+    RenameStorm(u32),
+}
+
+/// Shuts the daemon down (with goodbyes) when dropped, whatever path we leave by.
+struct DaemonGuard(ServiceDaemon);
+
+impl DaemonGuard {
+    async fn shutdown(self) {
+        if let Ok(rx) = self.0.shutdown() {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, rx.recv_async()).await;
+        }
+        // Drop runs shutdown() again: harmless, the daemon has exited or ignores a second Exit.
+    }
+}
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown();
+    }
+}
+
+/// Cached policy evaluation shared with mdns-sd's predicate (called on the daemon thread).
+#[derive(Clone)]
+pub struct PolicyCache {
+    policy: Arc<Policy>,
+    cached: Arc<Mutex<Option<(Instant, Selection)>>>,
+}
+
+impl PolicyCache {
+    /// New cache for `policy`.
+    pub fn new(policy: Policy) -> Self {
+        PolicyCache {
+            policy: Arc::new(policy),
+            cached: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Current selection (re-evaluated at most every [`SNAPSHOT_TTL`]); logs changes.
+    pub fn current(&self) -> Selection {
+        let mut guard = match self.cached.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((at, sel)) = guard.as_ref() {
+            if at.elapsed() < SNAPSHOT_TTL {
+                return sel.clone();
+            }
+        }
+        let sel = ifpolicy::select(&ifpolicy::snapshot(), &self.policy);
+        let changed = guard
+            .as_ref()
+            .is_none_or(|(_, old)| old.selected != sel.selected);
+        if changed {
+            tracing::info!(interfaces = ?sel.interfaces(), skipped = ?sel.skipped, "mDNS interface selection");
+        }
+        *guard = Some((Instant::now(), sel.clone()));
+        sel
+    }
+
+    fn predicate(&self) -> IfKind {
+        let me = self.clone();
+        IfKind::Predicate(IfPredicate::new(move |intf| {
+            me.current().allows(&intf.name, intf.ip())
+        }))
+    }
+}
+
+/// Build the `ServiceInfo` for the current state.
+fn service_info(
+    r: &Resolved,
+    d: &DynamicInfo,
+    cache: &PolicyCache,
+) -> Result<ServiceInfo, BeaconError> {
+    let props = txt::lan_txt(&r.txt_input(d));
+    let host = format!("{}.local.", r.host_label);
+    let specific: Vec<std::net::IpAddr> = r
+        .listen_ips
+        .iter()
+        .copied()
+        .filter(|ip| !ip.is_unspecified() && !ip.is_loopback())
+        .collect();
+    let info = if specific.is_empty() {
+        ServiceInfo::new(
+            SERVICE_TYPE,
+            &r.instance,
+            &host,
+            (),
+            r.gateway_port,
+            &props[..],
+        )?
+        .enable_addr_auto()
+    } else {
+        ServiceInfo::new(
+            SERVICE_TYPE,
+            &r.instance,
+            &host,
+            &specific[..],
+            r.gateway_port,
+            &props[..],
+        )?
+    };
+    let mut info = info;
+    info.set_interfaces(vec![cache.predicate()]);
+    Ok(info)
+}
+
+fn fingerprint(info: &ServiceInfo) -> String {
+    let mut props: Vec<String> = info
+        .get_properties()
+        .iter()
+        .map(|p| format!("{}={}", p.key(), p.val_str()))
+        .collect();
+    props.sort();
+    props.join("\n")
+}
+
+/// Supervisor: run daemon lives until cancelled or the restart budget is spent.
+pub async fn supervise(
+    r: Arc<Resolved>,
+    mut updates: watch::Receiver<DynamicInfo>,
+    status: StatusCell,
+    cancel: CancellationToken,
+) {
+    let cache = PolicyCache::new(r.policy());
+    let mut failures = 0u32;
+    loop {
+        status.set_mdns(ComponentState::Starting);
+        match run_once(&r, &mut updates, &status, &cache, &cancel).await {
+            Ok(()) => {
+                status.set_mdns(ComponentState::Stopped);
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                if failures > MAX_RESTARTS {
+                    tracing::warn!(error = %e, "LAN discovery disabled after {MAX_RESTARTS} restarts; the gateway keeps serving");
+                    status.set_mdns(ComponentState::Failed(e.to_string()));
+                    return;
+                }
+                tracing::debug!(error = %e, attempt = failures, "mDNS beacon restarting");
+                let backoff = Duration::from_millis(500u64 << failures.min(5));
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn run_once(
+    r: &Resolved,
+    updates: &mut watch::Receiver<DynamicInfo>,
+    status: &StatusCell,
+    cache: &PolicyCache,
+    cancel: &CancellationToken,
+) -> Result<(), BeaconError> {
+    let daemon = DaemonGuard(ServiceDaemon::new()?);
+    daemon.0.disable_interface(IfKind::All)?;
+    daemon.0.enable_interface(cache.predicate())?;
+    let monitor = daemon.0.monitor()?;
+    let mut info = service_info(r, &updates.borrow_and_update(), cache)?;
+    let mut registered = fingerprint(&info);
+    daemon.0.register(info.clone())?;
+    let mut renames = 0u32;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                daemon.shutdown().await;
+                tracing::info!("mDNS beacon stopped (goodbye sent)");
+                return Ok(());
+            }
+            changed = updates.changed() => {
+                if changed.is_err() { continue; }
+                info = service_info(r, &updates.borrow_and_update(), cache)?;
+                let fp = fingerprint(&info);
+                if fp != registered {
+                    tracing::info!("TXT changed; re-registering the beacon");
+                    daemon.0.register(info.clone())?;
+                    registered = fp;
+                }
+            }
+            ev = monitor.recv_async() => match ev {
+                Err(_) => return Err(BeaconError::DaemonGone),
+                Ok(ev) => handle_event(ev, status, &mut renames)?,
+            }
+        }
+    }
+}
+
+fn handle_event(
+    ev: DaemonEvent,
+    status: &StatusCell,
+    renames: &mut u32,
+) -> Result<(), BeaconError> {
+    match ev {
+        DaemonEvent::Announce(name, via) => status.announced(&name, &via),
+        DaemonEvent::NameChange(c) => {
+            *renames += 1;
+            tracing::info!(from = %c.original, to = %c.new_name, intf = %c.intf_name, "mDNS name conflict resolved by rename");
+            status.renamed(&c.new_name);
+            if *renames > MAX_RENAMES {
+                return Err(BeaconError::RenameStorm(*renames));
+            }
+        }
+        DaemonEvent::Error(e) => tracing::debug!(error = %e, "mDNS daemon error"),
+        DaemonEvent::IpAdd(ip) => tracing::debug!(%ip, "interface address added"),
+        DaemonEvent::IpDel(ip) => tracing::debug!(%ip, "interface address removed"),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The instance name for `base` (or the OS host name), exposed for `status`.
+pub fn default_instance(base: Option<&str>) -> String {
+    match base {
+        Some(b) => names::instance_name(b),
+        None => names::instance_name(&names::os_hostname()),
+    }
+}
