@@ -10,6 +10,7 @@
 //! - failures restart the daemon with backoff at most [`MAX_RESTARTS`] times, then one warning and
 //!   the beacon stays off — nothing here can stop the gateway.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -207,7 +208,7 @@ async fn run_once(
     let mut info = service_info(r, &updates.borrow_and_update(), cache)?;
     let mut registered = fingerprint(&info);
     daemon.0.register(info.clone())?;
-    let mut renames = 0u32;
+    let mut renames: HashSet<(String, String)> = HashSet::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => {
@@ -233,19 +234,23 @@ async fn run_once(
     }
 }
 
+/// `renames` holds distinct (new name, interface) pairs: mdns-sd reports one `NameChange` per
+/// record type of a single rename, which must count once.
 fn handle_event(
     ev: DaemonEvent,
     status: &StatusCell,
-    renames: &mut u32,
+    renames: &mut HashSet<(String, String)>,
 ) -> Result<(), BeaconError> {
     match ev {
         DaemonEvent::Announce(name, via) => status.announced(&name, &via),
         DaemonEvent::NameChange(c) => {
-            *renames += 1;
-            tracing::info!(from = %c.original, to = %c.new_name, intf = %c.intf_name, "mDNS name conflict resolved by rename");
-            status.renamed(&c.new_name);
-            if *renames > MAX_RENAMES {
-                return Err(BeaconError::RenameStorm(*renames));
+            if renames.insert((c.new_name.clone(), c.intf_name.clone())) {
+                tracing::info!(from = %c.original, to = %c.new_name, intf = %c.intf_name, "mDNS name conflict resolved by rename");
+                status.renamed(&c.new_name);
+            }
+            let n = renames.len() as u32;
+            if n > MAX_RENAMES {
+                return Err(BeaconError::RenameStorm(n));
             }
         }
         DaemonEvent::Error(e) => tracing::debug!(error = %e, "mDNS daemon error"),
