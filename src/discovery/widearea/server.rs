@@ -112,6 +112,16 @@ pub fn allowed_networks(own: &[IpAddr]) -> Vec<IpNet> {
     v
 }
 
+/// Bind UDP and TCP on one address (both or neither).
+async fn bind_pair(
+    addr: SocketAddr,
+) -> Result<(tokio::net::UdpSocket, tokio::net::TcpListener), DnsServerError> {
+    let err = |source| DnsServerError::Bind { addr, source };
+    let udp = tokio::net::UdpSocket::bind(addr).await.map_err(err)?;
+    let tcp = tokio::net::TcpListener::bind(addr).await.map_err(err)?;
+    Ok((udp, tcp))
+}
+
 /// A running embedded server and the handle to update its zone.
 pub struct DnsServer {
     handler: Arc<InMemoryZoneHandler>,
@@ -137,22 +147,23 @@ impl DnsServer {
         );
         let own: Vec<IpAddr> = bind.iter().map(|a| a.ip()).collect();
         let mut server = Server::with_access(catalog, Vec::<IpNet>::new(), allowed_networks(&own));
+        let mut first_err = None;
+        let mut bound = 0usize;
         for addr in bind {
-            let udp =
-                tokio::net::UdpSocket::bind(addr)
-                    .await
-                    .map_err(|source| DnsServerError::Bind {
-                        addr: *addr,
-                        source,
-                    })?;
-            let tcp = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| DnsServerError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
-            server.register_socket(udp);
-            server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
+            match bind_pair(*addr).await {
+                Ok((udp, tcp)) => {
+                    server.register_socket(udp);
+                    server.register_listener(tcp, TCP_TIMEOUT, TCP_RESPONSE_BUFFER);
+                    bound += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "wide-area DNS: address skipped");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let (0, Some(e)) = (bound, first_err) {
+            return Err(e);
         }
         Ok(DnsServer { handler, server })
     }
