@@ -15,22 +15,41 @@ const BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 const LOCK_FILE: &str = "/run/lock/clawgate-discovery-avahi.lock";
 static IN_PROCESS: Mutex<()> = Mutex::new(());
 
-/// Exclusive use of avahi on this machine (in-process mutex + cross-process file lock).
+/// Exclusive use of avahi on this machine: in-process mutex + a PID lock file (a lock left by a
+/// dead process is taken over).
 pub struct AvahiLock {
     _guard: MutexGuard<'static, ()>,
-    _file: File,
 }
 
 impl AvahiLock {
     pub fn acquire() -> AvahiLock {
         let guard = IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner());
         let _ = std::fs::create_dir_all("/run/lock");
-        let file = File::create(LOCK_FILE).expect("lock file");
-        file.lock().expect("flock");
-        AvahiLock {
-            _guard: guard,
-            _file: file,
-        }
+        let me = std::process::id().to_string();
+        wait(Duration::from_secs(120), "the avahi lock", || {
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(LOCK_FILE);
+            match created {
+                Ok(mut f) => std::io::Write::write_all(&mut f, me.as_bytes()).is_ok(),
+                Err(_) => {
+                    let owner = std::fs::read_to_string(LOCK_FILE).unwrap_or_default();
+                    let owner = owner.trim();
+                    if owner.is_empty() || !Path::new("/proc").join(owner).exists() {
+                        let _ = std::fs::remove_file(LOCK_FILE);
+                    }
+                    false
+                }
+            }
+        });
+        AvahiLock { _guard: guard }
+    }
+}
+
+impl Drop for AvahiLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(LOCK_FILE);
     }
 }
 
