@@ -3,7 +3,7 @@ instance once the wanted address family is present (or at the deadline).
 
 Usage: zc_browse.py --timeout SECONDS [--want-v4] [--interface IP] [--settle SECONDS]
 Output (stdout, one JSON document): {"zeroconf": version, "services": [ {name, server, port,
-addresses, properties} ... ], "removed": [names]}.
+addresses, properties} ... ], "seen": [names], "removed": [names], "first_added_unix": float}.
 Used by tests/discovery_*.rs as an independent mDNS oracle (spec peers.md §3).
 """
 import argparse
@@ -32,11 +32,14 @@ def main() -> int:
         kwargs["interfaces"] = args.interface
     zc = Zeroconf(**kwargs)
     names, removed = set(), []
+    first_added = []
 
     def on_change(zeroconf, service_type, name, state_change):
         if state_change is ServiceStateChange.Removed:
             removed.append(name)
         else:
+            if not first_added:
+                first_added.append(time.time())
             names.add(name)
 
     ServiceBrowser(zc, TYPE, handlers=[on_change])
@@ -68,7 +71,8 @@ def main() -> int:
             break
         time.sleep(0.1)
     json.dump({"zeroconf": zeroconf.__version__, "services": list(services.values()),
-               "seen": sorted(names), "removed": removed}, sys.stdout)
+               "seen": sorted(names), "removed": removed,
+               "first_added_unix": first_added[0] if first_added else None}, sys.stdout)
     zc.close()
     return 0
 
