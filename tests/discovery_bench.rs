@@ -21,7 +21,10 @@ const RUNS: usize = 8;
 const TARGET_MS: f64 = 1100.0;
 
 fn now_unix() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -36,7 +39,16 @@ fn one_announce_run() -> (f64, f64) {
     // Start the browser first and give python time to import and bind.
     let py = zc_python();
     let script = helper("zc_browse.py");
-    let mut c = net.cmd(1, &[py.to_str().expect("p"), script.to_str().expect("p"), "--timeout", "6", "--want-v4"]);
+    let mut c = net.cmd(
+        1,
+        &[
+            py.to_str().expect("p"),
+            script.to_str().expect("p"),
+            "--timeout",
+            "6",
+            "--want-v4",
+        ],
+    );
     c.stdout(Stdio::piped());
     let browser = c.spawn().expect("browser");
     std::thread::sleep(Duration::from_millis(1500));
@@ -46,13 +58,18 @@ fn one_announce_run() -> (f64, f64) {
     let out = browser.wait_with_output().expect("browser output");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let external = (v["first_added_unix"].as_f64().expect("seen") - spawned) * 1000.0;
-    let st = wait_status(&gw, "announce", Duration::from_secs(5), |s| s["firstAnnounceMs"].is_u64());
+    let st = wait_status(&gw, "announce", Duration::from_secs(5), |s| {
+        s["firstAnnounceMs"].is_u64()
+    });
     (st["firstAnnounceMs"].as_f64().unwrap_or(f64::NAN), external)
 }
 
 fn one_fault_run() -> bool {
     let mut net = Netns::new(2);
-    for key in ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"] {
+    for key in [
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ] {
         net.run(0, &["sysctl", "-qw", key]);
     }
     let (ia, _) = net.link(0, 1, "lan", &["10.77.0.1/24"], &["10.77.0.2/24"]);
@@ -91,5 +108,8 @@ fn bench_discovery() {
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join("discovery.json"), report.to_string());
     assert_eq!(crashes, 0, "gateway crashed under fault injection");
-    assert!(percentile(&mut external, 0.5) <= TARGET_MS, "median first announcement above target: {report}");
+    assert!(
+        percentile(&mut external, 0.5) <= TARGET_MS,
+        "median first announcement above target: {report}"
+    );
 }

@@ -89,3 +89,43 @@ fn interface_appearing_later_is_followed() {
     assert_keeps_serving(&net, &mut p, &gw, Duration::from_secs(1));
     finish(&mut p, &gw);
 }
+
+#[test]
+fn dns_port_taken_leaves_zone_file_and_gateway_serving() {
+    let mut net = Netns::new(2);
+    net.link(
+        0,
+        1,
+        "lan",
+        &["10.77.0.1/24", "100.64.0.1/10"],
+        &["10.77.0.2/24", "100.64.0.2/10"],
+    );
+    net.settle();
+    // Another process owns 100.64.0.1:53/udp (e.g. an external DNS server).
+    let squat = "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+                 s.bind(('100.64.0.1', 53)); print('bound', flush=True); time.sleep(60)";
+    let mut c = net.cmd(0, &["python3", "-c", squat]);
+    c.stdout(std::process::Stdio::null());
+    let _squatter = Proc::spawn(c, "udp-53-squatter");
+    std::thread::sleep(Duration::from_millis(500));
+    let mut gw = Gw::new("lan");
+    gw.config =
+        Some(r#"{ "discovery": { "wideArea": { "domain": "openclaw.internal" } } }"#.into());
+    gw.tailnet_ips = vec!["100.64.0.1".into()];
+    let mut p = start_gateway(&net, 0, &gw);
+    let st = wait_status(&gw, "wide-area failed", Duration::from_secs(15), |s| {
+        s["wideArea"]["state"] == "failed"
+    });
+    assert!(
+        gw.state.path().join("dns/openclaw.internal.db").exists(),
+        "{st}"
+    );
+    assert_eq!(
+        gw.log().matches("wide-area DNS server off").count(),
+        1,
+        "one warning:\n{}",
+        gw.log()
+    );
+    assert_keeps_serving(&net, &mut p, &gw, Duration::from_secs(2));
+    finish(&mut p, &gw);
+}

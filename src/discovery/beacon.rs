@@ -30,6 +30,10 @@ pub const MAX_RESTARTS: u32 = 3;
 pub const MAX_RENAMES: u32 = 4;
 /// Interface snapshot reuse window: the predicate is called per address on each poll.
 const SNAPSHOT_TTL: Duration = Duration::from_millis(500);
+/// First restart delay (doubles per consecutive failure: 1 s, 2 s, 4 s).
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// A daemon life this long counts as healthy and refills the restart budget.
+const HEALTHY_LIFE: Duration = Duration::from_secs(600);
 /// How long shutdown waits for the daemon to confirm it sent goodbyes.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
@@ -160,36 +164,82 @@ fn fingerprint(info: &ServiceInfo) -> String {
     props.join("\n")
 }
 
+/// One daemon life, abstracted so the restart policy can be tested without multicast.
+pub trait DaemonLife {
+    /// Run until cancelled (`Ok`) or failed (`Err`).
+    fn run(&mut self) -> impl std::future::Future<Output = Result<(), BeaconError>> + Send;
+}
+
+struct MdnsLife {
+    r: Arc<Resolved>,
+    updates: watch::Receiver<DynamicInfo>,
+    status: StatusCell,
+    cache: PolicyCache,
+    cancel: CancellationToken,
+}
+
+impl DaemonLife for MdnsLife {
+    fn run(&mut self) -> impl std::future::Future<Output = Result<(), BeaconError>> + Send {
+        run_once(
+            &self.r,
+            &mut self.updates,
+            &self.status,
+            &self.cache,
+            &self.cancel,
+        )
+    }
+}
+
 /// Supervisor: run daemon lives until cancelled or the restart budget is spent.
 pub async fn supervise(
     r: Arc<Resolved>,
-    mut updates: watch::Receiver<DynamicInfo>,
+    updates: watch::Receiver<DynamicInfo>,
     status: StatusCell,
     cancel: CancellationToken,
 ) {
     let cache = PolicyCache::new(r.policy());
+    let mut life = MdnsLife {
+        r,
+        updates,
+        status: status.clone(),
+        cache,
+        cancel: cancel.clone(),
+    };
+    supervise_lives(&mut life, &status, &cancel, BACKOFF_BASE).await;
+}
+
+/// Restart policy: at most [`MAX_RESTARTS`] restarts (backoff `base·2^n`), the budget refilled
+/// after a life of [`HEALTHY_LIFE`]; then one warning and `Failed`.
+pub async fn supervise_lives<L: DaemonLife>(
+    life: &mut L,
+    status: &StatusCell,
+    cancel: &CancellationToken,
+    base: Duration,
+) {
     let mut failures = 0u32;
     loop {
         status.set_mdns(ComponentState::Starting);
-        match run_once(&r, &mut updates, &status, &cache, &cancel).await {
-            Ok(()) => {
+        let started = Instant::now();
+        let Err(e) = life.run().await else {
+            status.set_mdns(ComponentState::Stopped);
+            return;
+        };
+        if started.elapsed() >= HEALTHY_LIFE {
+            failures = 0;
+        }
+        failures += 1;
+        if failures > MAX_RESTARTS {
+            tracing::warn!(error = %e, "LAN discovery disabled after {MAX_RESTARTS} restarts; the gateway keeps serving");
+            status.set_mdns(ComponentState::Failed(e.to_string()));
+            return;
+        }
+        tracing::debug!(error = %e, attempt = failures, "mDNS beacon restarting");
+        tokio::select! {
+            _ = cancel.cancelled() => {
                 status.set_mdns(ComponentState::Stopped);
                 return;
             }
-            Err(e) => {
-                failures += 1;
-                if failures > MAX_RESTARTS {
-                    tracing::warn!(error = %e, "LAN discovery disabled after {MAX_RESTARTS} restarts; the gateway keeps serving");
-                    status.set_mdns(ComponentState::Failed(e.to_string()));
-                    return;
-                }
-                tracing::debug!(error = %e, attempt = failures, "mDNS beacon restarting");
-                let backoff = Duration::from_millis(500u64 << failures.min(5));
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-            }
+            _ = tokio::time::sleep(base * (1 << failures.min(5))) => {}
         }
     }
 }
@@ -266,5 +316,43 @@ pub fn default_instance(base: Option<&str>) -> String {
     match base {
         Some(b) => names::instance_name(b),
         None => names::instance_name(&names::os_hostname()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Failing(u32);
+
+    impl DaemonLife for Failing {
+        fn run(&mut self) -> impl std::future::Future<Output = Result<(), BeaconError>> + Send {
+            self.0 += 1;
+            std::future::ready(Err(BeaconError::DaemonGone))
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_restarts_then_failed() {
+        let status = StatusCell::new(Instant::now());
+        let mut life = Failing(0);
+        let base = Duration::from_millis(1);
+        supervise_lives(&mut life, &status, &CancellationToken::new(), base).await;
+        assert_eq!(life.0, MAX_RESTARTS + 1, "initial run + bounded restarts");
+        assert_eq!(
+            status.get().mdns,
+            ComponentState::Failed("mDNS daemon exited".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn cancel_during_backoff_stops_cleanly() {
+        let status = StatusCell::new(Instant::now());
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let mut life = Failing(0);
+        supervise_lives(&mut life, &status, &cancel, Duration::from_secs(3600)).await;
+        assert_eq!(life.0, 1);
+        assert_eq!(status.get().mdns, ComponentState::Stopped);
     }
 }
