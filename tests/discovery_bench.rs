@@ -9,7 +9,6 @@
 #[path = "discovery/harness.rs"]
 mod harness;
 
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use harness::*;
@@ -37,26 +36,12 @@ fn one_announce_run() -> (f64, f64) {
     net.link(0, 1, "lan", &["10.77.0.1/24"], &["10.77.0.2/24"]);
     net.settle();
     // Start the browser first and give python time to import and bind.
-    let py = zc_python();
-    let script = helper("zc_browse.py");
-    let mut c = net.cmd(
-        1,
-        &[
-            py.to_str().expect("p"),
-            script.to_str().expect("p"),
-            "--timeout",
-            "6",
-            "--want-v4",
-        ],
-    );
-    c.stdout(Stdio::piped());
-    let browser = c.spawn().expect("browser");
+    let browser = zc_browse_spawn(&net, 1, &["--timeout", "6", "--want-v4"]);
     std::thread::sleep(Duration::from_millis(1500));
     let gw = Gw::new("lan");
     let spawned = now_unix();
     let _p = start_gateway(&net, 0, &gw);
-    let out = browser.wait_with_output().expect("browser output");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v: Value = zc_browse_collect(browser);
     let external = (v["first_added_unix"].as_f64().expect("seen") - spawned) * 1000.0;
     let st = wait_status(&gw, "announce", Duration::from_secs(5), |s| {
         s["firstAnnounceMs"].is_u64()

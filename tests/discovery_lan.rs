@@ -83,23 +83,11 @@ fn zeroconf_resolves_exact_txt_reachable_address_update_and_goodbye() {
     }
 
     // Goodbye on SIGTERM: a running browser sees the removal immediately (not at TTL expiry).
-    let watcher = {
-        let py = zc_python();
-        let script = helper("zc_browse.py");
-        let mut c = net.cmd(
-            1,
-            &[
-                py.to_str().expect("p"),
-                script.to_str().expect("p"),
-                "--timeout",
-                "10",
-                "--want-v4",
-                "--watch-removal",
-            ],
-        );
-        c.stdout(std::process::Stdio::piped());
-        c.spawn().expect("watcher")
-    };
+    let watcher = zc_browse_spawn(
+        &net,
+        1,
+        &["--timeout", "10", "--want-v4", "--watch-removal"],
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         p.stop(Duration::from_secs(6)),
@@ -107,8 +95,7 @@ fn zeroconf_resolves_exact_txt_reachable_address_update_and_goodbye() {
         "clean exit:\n{}",
         gw.log()
     );
-    let out = watcher.wait_with_output().expect("watcher output");
-    let w: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let w = zc_browse_collect(watcher);
     assert_eq!(
         w["removed"],
         json!(["Studio (OpenClaw)._openclaw-gw._tcp.local."]),

@@ -370,14 +370,31 @@ pub fn wait_status(
     }
 }
 
-/// Browse with python-zeroconf in `ns`; returns the helper's JSON.
-pub fn zc_browse(net: &Netns, ns: usize, extra: &[&str]) -> serde_json::Value {
+/// Start a python-zeroconf browser in `ns` in the background (stdout piped: one JSON document).
+pub fn zc_browse_spawn(net: &Netns, ns: usize, extra: &[&str]) -> std::process::Child {
     let py = zc_python();
     let script = helper("zc_browse.py");
     let mut argv = vec![py.to_str().expect("utf8"), script.to_str().expect("utf8")];
     argv.extend_from_slice(extra);
-    let out = net.run(ns, &argv);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("zc_browse output {out:?}: {e}"))
+    let mut c = net.cmd(ns, &argv);
+    c.stdout(Stdio::piped());
+    c.spawn().expect("spawn zc_browse")
+}
+
+/// Collect a background browser's JSON.
+pub fn zc_browse_collect(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().expect("zc_browse output");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "zc_browse output {:?}: {e}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Browse with python-zeroconf in `ns`; returns the helper's JSON.
+pub fn zc_browse(net: &Netns, ns: usize, extra: &[&str]) -> serde_json::Value {
+    zc_browse_collect(zc_browse_spawn(net, ns, extra))
 }
 
 /// Publish a fake gateway with python-zeroconf in `ns`; waits for "registered".
