@@ -71,15 +71,11 @@ struct DynFile {
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<DiscoveryConfig> {
-    #[derive(serde::Deserialize, Default)]
-    struct Top {
-        #[serde(default)]
-        discovery: DiscoveryConfig,
-    }
-    let mut cfg = match path {
-        Some(p) => json5::from_str::<Top>(&std::fs::read_to_string(p)?)?.discovery,
-        None => DiscoveryConfig::default(),
+    let top: serde_json::Value = match path {
+        Some(p) => json5::from_str(&std::fs::read_to_string(p)?)?,
+        None => serde_json::Value::Null,
     };
+    let mut cfg = DiscoveryConfig::from_json(&top["discovery"])?;
     cfg.apply_env(&|k| std::env::var(k).ok());
     if let Err(errs) = cfg.validate() {
         for e in &errs {

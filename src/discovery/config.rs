@@ -131,6 +131,18 @@ pub struct DiscoveryConfigError {
 }
 
 impl DiscoveryConfig {
+    /// Parse the `discovery` value of `openclaw.json` (absent/`null` ⇒ defaults).
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, DiscoveryConfigError> {
+        if v.is_null() {
+            return Ok(Self::default());
+        }
+        serde_json::from_value(v.clone()).map_err(|e| DiscoveryConfigError {
+            key: "discovery",
+            problem: e.to_string(),
+            fix: "allowed keys: mdns.mode (minimal|full|off), mdns.interfaces, wideArea.domain, wideArea.enabled, wideArea.port",
+        })
+    }
+
     /// Apply the `OPENCLAW_*` discovery variables. `env` returns a variable's value if set.
     pub fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) {
         let nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
@@ -272,6 +284,17 @@ mod tests {
         assert_eq!(c.wide_area_domain().as_deref(), Some("openclaw.internal"));
         assert_eq!(c.wide_area_port(), 5353);
         assert!(serde_json::from_str::<DiscoveryConfig>(r#"{"mdns":{"mdoe":"off"}}"#).is_err());
+        let err = DiscoveryConfig::from_json(&serde_json::json!({"wideArea": {"domian": "x"}}))
+            .expect_err("unknown key");
+        assert!(
+            err.to_string()
+                .starts_with("discovery: unknown field `domian`"),
+            "{err}"
+        );
+        assert_eq!(
+            DiscoveryConfig::from_json(&serde_json::Value::Null),
+            Ok(DiscoveryConfig::default())
+        );
         assert!(serde_json::from_str::<DiscoveryConfig>(r#"{"mdns":{"mode":"loud"}}"#).is_err());
         let d = DiscoveryConfig::default();
         assert_eq!(d.mdns.mode, MdnsMode::Minimal);
