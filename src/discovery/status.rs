@@ -114,9 +114,11 @@ impl StatusCell {
         let ms = self.started.elapsed().as_millis() as u64;
         let first = self.with(|s| {
             s.mdns = ComponentState::Running;
-            let intf = via.rsplit(':').next().unwrap_or(via).to_string();
-            if !s.announced_on.contains(&intf) {
-                s.announced_on.push(intf);
+            // "host:intf" from re-announcements; the first announcement carries a debug list.
+            let intf = via.rsplit_once(':').map(|(_, i)| i).unwrap_or_default();
+            let plausible = !intf.is_empty() && intf.len() <= 15 && !intf.contains([' ', ']', '}']);
+            if plausible && !s.announced_on.iter().any(|a| a == intf) {
+                s.announced_on.push(intf.to_string());
             }
             s.first_announce_ms
                 .is_none()
