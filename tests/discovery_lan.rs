@@ -137,16 +137,7 @@ fn loopback_only_bind_publishes_nothing() {
     let net = pair();
     let gw = Gw::new("loopback");
     let _p = start_gateway(&net, 0, &gw);
-    let st = wait_status(&gw, "mdns disabled", Duration::from_secs(5), |s| {
-        s["mdns"]["state"] == "disabled"
-    });
-    assert!(
-        st["mdns"]["detail"]
-            .as_str()
-            .unwrap_or("")
-            .contains("loopback"),
-        "{st}"
-    );
+    wait_disabled(&gw, "mdns", "loopback");
     // Neither a peer on the link nor a browser in the gateway's own namespace sees anything.
     for ns in [1, 0] {
         let r = zc_browse(&net, ns, &["--timeout", "3"]);

@@ -180,3 +180,32 @@ fn clawgate_discover_and_dns_setup_through_the_system_resolver() {
     );
     assert!(!text.contains("[!!]"), "{text}");
 }
+
+#[test]
+fn tailnet_address_learned_after_start_brings_the_server_up() {
+    let mut net = Netns::new(2);
+    net.link(0, 1, "ts", &["100.64.0.1/10"], &["100.64.0.2/10"]);
+    net.settle();
+    let mut gw = Gw::new("lan");
+    gw.config = Some(format!(
+        r#"{{ "discovery": {{ "wideArea": {{ "domain": "{DOMAIN}" }} }} }}"#
+    ));
+    gw.env = vec![("OPENCLAW_DISABLE_BONJOUR".into(), "1".into())];
+    gw.dynamic = Some("{}".into());
+    let p = start_gateway(&net, 0, &gw);
+    wait_disabled(&gw, "wideArea", "waiting");
+    std::fs::write(gw.dynamic_path(), r#"{"tailnetIps": ["100.64.0.1"]}"#).expect("write");
+    p.signal("HUP");
+    wait_status(&gw, "running", Duration::from_secs(10), |s| {
+        s["wideArea"]["state"] == "running"
+    });
+    let ptr = dig(
+        &net,
+        &[&format!("_openclaw-gw._tcp.{DOMAIN}"), "PTR", "+short"],
+    );
+    assert!(
+        ptr.trim()
+            .ends_with(&format!("._openclaw-gw._tcp.{DOMAIN}.")),
+        "{ptr:?}"
+    );
+}

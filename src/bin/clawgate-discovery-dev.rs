@@ -53,7 +53,7 @@ struct RunArgs {
     instance_name: Option<String>,
     #[arg(long)]
     tailnet_ip: Vec<IpAddr>,
-    /// JSON `{"tls":bool,"tlsSha256":..,"tailnetDns":..}` read at start and on SIGHUP.
+    /// JSON `{"tls":bool,"tlsSha256":..,"tailnetDns":..,"tailnetIps":[..]}` read at start and on SIGHUP.
     #[arg(long)]
     dynamic_file: Option<PathBuf>,
     /// Status JSON written here periodically.
@@ -68,6 +68,8 @@ struct DynFile {
     tls: bool,
     tls_sha256: Option<String>,
     tailnet_dns: Option<String>,
+    /// Overrides `--tailnet-ip` when present (simulates addresses learned after start).
+    tailnet_ips: Option<Vec<IpAddr>>,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<DiscoveryConfig> {
@@ -97,7 +99,7 @@ fn dynamic(args: &RunArgs) -> DynamicInfo {
         tls: f.tls,
         tls_sha256: f.tls_sha256,
         tailnet_dns: f.tailnet_dns,
-        tailnet_ips: args.tailnet_ip.clone(),
+        tailnet_ips: f.tailnet_ips.unwrap_or_else(|| args.tailnet_ip.clone()),
     }
 }
 

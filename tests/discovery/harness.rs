@@ -370,6 +370,22 @@ pub fn wait_status(
     }
 }
 
+/// Wait until `component` (`mdns` / `wideArea`) is disabled with a reason containing `why`.
+pub fn wait_disabled(gw: &Gw, component: &str, why: &str) -> serde_json::Value {
+    let pred = |s: &serde_json::Value| {
+        s[component]["state"] == "disabled"
+            && s[component]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(why))
+    };
+    wait_status(
+        gw,
+        &format!("{component} disabled: {why}"),
+        Duration::from_secs(5),
+        pred,
+    )
+}
+
 /// Start a python-zeroconf browser in `ns` in the background (stdout piped: one JSON document).
 pub fn zc_browse_spawn(net: &Netns, ns: usize, extra: &[&str]) -> std::process::Child {
     let py = zc_python();

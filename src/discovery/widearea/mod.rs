@@ -95,7 +95,41 @@ async fn start_server(
     None
 }
 
-/// Publish until cancelled.
+/// The embedded server together with the addresses it is bound to.
+struct Running {
+    bind: Vec<SocketAddr>,
+    server: DnsServer,
+}
+
+/// Bring the server in line with `z`: swap records if the bind set is unchanged, otherwise
+/// rebind (stop the old listeners, start new ones with bounded retries).
+async fn reconcile(
+    running: Option<Running>,
+    z: &ZoneSpec,
+    serial: u32,
+    bind: Vec<SocketAddr>,
+    status: &StatusCell,
+    cancel: &CancellationToken,
+) -> Option<Running> {
+    if let Some(r) = running {
+        if r.bind == bind {
+            if let Err(e) = r.server.replace(z, serial).await {
+                tracing::warn!(error = %e, "wide-area zone update failed");
+            }
+            return Some(r);
+        }
+        r.server.shutdown().await;
+    }
+    let started = start_server(z, serial, &bind, cancel).await;
+    status.set_wide_area(match &started {
+        Some(_) => ComponentState::Running,
+        None => ComponentState::Failed("embedded DNS server could not bind".into()),
+    });
+    started.map(|server| Running { bind, server })
+}
+
+/// Publish until cancelled. Tailnet addresses may arrive (or change) after start through
+/// `DiscoveryHandle::update`: until a tailnet IPv4 is known the component waits.
 pub async fn supervise(
     r: Arc<Resolved>,
     domain: String,
@@ -103,46 +137,43 @@ pub async fn supervise(
     status: StatusCell,
     cancel: CancellationToken,
 ) {
-    let first = updates.borrow_and_update().clone();
-    let Some(z) = zone_spec(&r, &domain, &first) else {
-        status.set_wide_area(ComponentState::Disabled(
-            "no tailnet IPv4 address known".into(),
-        ));
-        return;
-    };
-    let serial = write_zone(&r, &z, &status).unwrap_or(1);
     let port = r.config.wide_area_port();
-    let bind: Vec<SocketAddr> = first
-        .tailnet_ips
-        .iter()
-        .map(|ip| SocketAddr::new(*ip, port))
-        .collect();
-    let server = start_server(&z, serial, &bind, &cancel).await;
-    status.set_wide_area(match &server {
-        Some(_) => ComponentState::Running,
-        None => ComponentState::Failed("embedded DNS server could not bind".into()),
-    });
-    let mut current = z;
+    let mut running: Option<Running> = None;
+    let mut current: Option<ZoneSpec> = None;
+    let mut serial = 1;
     loop {
+        let d = updates.borrow_and_update().clone();
+        match zone_spec(&r, &domain, &d) {
+            None => {
+                if let Some(old) = running.take() {
+                    old.server.shutdown().await;
+                }
+                current = None;
+                let why = "waiting for a tailnet IPv4 address";
+                status.set_wide_area(ComponentState::Disabled(why.into()));
+            }
+            Some(z) if current.as_ref() != Some(&z) => {
+                serial = write_zone(&r, &z, &status).unwrap_or(serial);
+                let bind = d
+                    .tailnet_ips
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, port))
+                    .collect();
+                running = reconcile(running, &z, serial, bind, &status, &cancel).await;
+                current = Some(z);
+            }
+            Some(_) => {}
+        }
         tokio::select! {
             _ = cancel.cancelled() => break,
-            changed = updates.changed() => {
-                if changed.is_err() { cancel.cancelled().await; break; }
-                let d = updates.borrow_and_update().clone();
-                let Some(z) = zone_spec(&r, &domain, &d) else { continue };
-                if z == current { continue; }
-                let serial = write_zone(&r, &z, &status).unwrap_or(serial);
-                if let Some(s) = &server {
-                    if let Err(e) = s.replace(&z, serial).await {
-                        tracing::warn!(error = %e, "wide-area zone update failed");
-                    }
-                }
-                current = z;
-            }
+            changed = updates.changed() => if changed.is_err() {
+                cancel.cancelled().await;
+                break;
+            },
         }
     }
-    if let Some(s) = server {
-        s.shutdown().await;
+    if let Some(r) = running {
+        r.server.shutdown().await;
     }
     status.set_wide_area(ComponentState::Stopped);
 }
