@@ -129,3 +129,26 @@ fn dns_port_taken_leaves_zone_file_and_gateway_serving() {
     assert_keeps_serving(&net, &mut p, &gw, Duration::from_secs(2));
     finish(&mut p, &gw);
 }
+
+#[test]
+fn ipv6_disabled_host_still_announces_over_ipv4() {
+    let mut net = Netns::new(2);
+    for key in [
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ] {
+        net.run(0, &["sysctl", "-qw", key]);
+    }
+    net.link(0, 1, "lan", &["10.77.0.1/24"], &["10.77.0.2/24"]);
+    net.settle();
+    let gw = Gw::new("lan");
+    let mut p = start_gateway(&net, 0, &gw);
+    let r = zc_browse(&net, 1, &["--timeout", "8", "--want-v4"]);
+    assert_eq!(
+        r["services"][0]["addresses"],
+        serde_json::json!(["10.77.0.1"]),
+        "{r}\n{}",
+        gw.log()
+    );
+    finish(&mut p, &gw);
+}
