@@ -212,6 +212,24 @@ pub async fn browse_wide_area(domain: &str) -> Result<Vec<Beacon>, WideAreaBrows
     Ok(out)
 }
 
+/// Split DNS TXT strings into `(key, value)` (value `None` for boolean keys).
+fn txt_pairs(answers: &[hickory_proto::rr::Record]) -> Vec<(String, Option<Vec<u8>>)> {
+    let strings = answers.iter().filter_map(|r| match &r.data {
+        RData::TXT(t) => Some(t.txt_data.iter()),
+        _ => None,
+    });
+    strings
+        .flatten()
+        .map(|s| match s.iter().position(|b| *b == b'=') {
+            Some(i) => (
+                String::from_utf8_lossy(&s[..i]).into_owned(),
+                Some(s[i + 1..].to_vec()),
+            ),
+            None => (String::from_utf8_lossy(s).into_owned(), None),
+        })
+        .collect()
+}
+
 async fn resolve_instance(
     resolver: &Resolver<hickory_resolver::net::runtime::TokioRuntimeProvider>,
     domain: &str,
@@ -223,25 +241,7 @@ async fn resolve_instance(
         _ => None,
     })?;
     let txt = match resolver.lookup(inst.clone(), RecordType::TXT).await {
-        Ok(l) => l
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::TXT(t) => Some(t.txt_data.to_vec()),
-                _ => None,
-            })
-            .flatten()
-            .map(|s| {
-                let s = s.to_vec();
-                match s.iter().position(|b| *b == b'=') {
-                    Some(i) => (
-                        String::from_utf8_lossy(&s[..i]).into_owned(),
-                        Some(s[i + 1..].to_vec()),
-                    ),
-                    None => (String::from_utf8_lossy(&s).into_owned(), None),
-                }
-            })
-            .collect(),
+        Ok(l) => txt_pairs(l.answers()),
         Err(_) => Vec::new(),
     };
     let addrs: Vec<IpAddr> = match resolver.lookup_ip(srv.target.clone()).await {

@@ -161,7 +161,52 @@ fn check(ok: bool, what: &str) -> bool {
     ok
 }
 
-/// Run `clawgate dns setup`: print steps, run checks; exit 0 when all checks passed.
+fn print_steps(domain: &str, ns: &str, port: u16, ips: &[IpAddr], zone_path: &std::path::Path) {
+    println!("Wide-area discovery for {domain}");
+    println!("  zone file: {}", zone_path.display());
+    println!("  tailnet addresses: {ips:?}\n");
+    println!("Tailscale admin console (https://login.tailscale.com/admin/dns):");
+    println!("  1. Nameservers → Add nameserver → Custom…");
+    println!("  2. Nameserver: {ns}");
+    println!("  3. Turn on \"Restrict to domain\" (split DNS) and enter: {domain}");
+    println!("  4. Save. Keep MagicDNS on; clients resolve {domain} through 100.100.100.100.");
+    println!("  5. ACLs must let clients reach UDP+TCP port {port} on {ns}.");
+    if port == 53 {
+        println!("  6. Port 53 needs privileges: run as a service with AmbientCapabilities=CAP_NET_BIND_SERVICE");
+        println!("     or `sudo setcap cap_net_bind_service=+ep $(command -v clawgate)`.");
+    }
+    println!("\nVerify from another tailnet device:");
+    println!("  dig @{ns} -p {port} _openclaw-gw._tcp.{domain} PTR +short");
+    println!("  clawgate discover --domain {domain}\n");
+}
+
+async fn run_checks(
+    domain: &str,
+    v4: Option<IpAddr>,
+    port: u16,
+    zone_path: &std::path::Path,
+) -> bool {
+    println!("Checks:");
+    let mut all = check(v4.is_some(), "a tailnet IPv4 is configured on this host");
+    let zone_msg = "the zone file exists (the gateway is running with the domain set)";
+    all &= check(zone_path.exists(), zone_msg);
+    if let Some(ip) = v4 {
+        let r = direct_ptr(
+            SocketAddr::new(ip, port),
+            &format!("_openclaw-gw._tcp.{domain}."),
+        )
+        .await;
+        let msg = format!("the embedded server answers PTR on {ip}:{port} ({r:?})");
+        all &= check(matches!(r, Ok(n) if n > 0), &msg);
+    }
+    let split = browse::browse_wide_area(domain).await.map(|b| b.len());
+    let msg = format!("the system resolver (split DNS) returns gateways ({split:?})");
+    all &= check(matches!(split, Ok(n) if n > 0), &msg);
+    all
+}
+
+/// Run `clawgate dns setup`: print steps, run checks; exit 0 when all checks passed,
+/// 1 when one failed, 2 without a domain.
 pub async fn run_dns_setup(args: DnsSetupArgs) -> anyhow::Result<i32> {
     let Some(domain) = args
         .domain
@@ -182,49 +227,10 @@ pub async fn run_dns_setup(args: DnsSetupArgs) -> anyhow::Result<i32> {
         || "<this gateway's tailnet IPv4>".to_string(),
         |ip| ip.to_string(),
     );
-    println!("Wide-area discovery for {domain}");
-    println!("  zone file: {}", zone_path.display());
-    println!("  tailnet addresses: {ips:?}\n");
-    println!("Tailscale admin console (https://login.tailscale.com/admin/dns):");
-    println!("  1. Nameservers → Add nameserver → Custom…");
-    println!("  2. Nameserver: {ns}");
-    println!("  3. Turn on \"Restrict to domain\" (split DNS) and enter: {domain}");
-    println!("  4. Save. Keep MagicDNS on; clients resolve {domain} through 100.100.100.100.");
-    println!(
-        "  5. ACLs must let clients reach UDP+TCP port {} on {ns}.",
-        args.port
-    );
-    if args.port == 53 {
-        println!("  6. Port 53 needs privileges: run as a service with AmbientCapabilities=CAP_NET_BIND_SERVICE");
-        println!("     or `sudo setcap cap_net_bind_service=+ep $(command -v clawgate)`.");
-    }
-    println!("\nVerify from another tailnet device:");
-    println!(
-        "  dig @{ns} -p {} _openclaw-gw._tcp.{domain} PTR +short",
-        args.port
-    );
-    println!("  clawgate discover --domain {domain}\n");
-    println!("Checks:");
-    let mut all = check(v4.is_some(), "a tailnet IPv4 is configured on this host");
-    all &= check(
-        zone_path.exists(),
-        "the zone file exists (the gateway is running with the domain set)",
-    );
-    let qname = format!("_openclaw-gw._tcp.{domain}.");
-    if let Some(ip) = v4 {
-        let r = direct_ptr(SocketAddr::new(ip, args.port), &qname).await;
-        all &= check(
-            matches!(r, Ok(n) if n > 0),
-            &format!(
-                "the embedded server answers PTR on {ip}:{} ({r:?})",
-                args.port
-            ),
-        );
-    }
-    let split = browse::browse_wide_area(&domain).await.map(|b| b.len());
-    all &= check(
-        matches!(split, Ok(n) if n > 0),
-        &format!("the system resolver (split DNS) returns gateways ({split:?})"),
-    );
-    Ok(if all { 0 } else { 1 })
+    print_steps(&domain, &ns, args.port, &ips, &zone_path);
+    Ok(if run_checks(&domain, v4, args.port, &zone_path).await {
+        0
+    } else {
+        1
+    })
 }
