@@ -297,3 +297,29 @@ fn name_conflict_is_resolved_once_without_a_storm() {
         "{r}"
     );
 }
+
+#[test]
+fn disable_bonjour_tristate_with_container_detection() {
+    let net = pair();
+    // Unset (auto) inside a detected container ⇒ off, naming the signal.
+    let mut auto = Gw::new("lan");
+    auto.env.clear();
+    auto.fake_container = true;
+    let _a = start_gateway(&net, 0, &auto);
+    wait_disabled(&auto, "mdns", "/run/systemd/container");
+    drop(_a);
+    // Truthy ⇒ off even with an explicit full mode.
+    let mut off = Gw::new("lan");
+    off.env = vec![("OPENCLAW_DISABLE_BONJOUR".into(), "yes".into())];
+    off.config = Some(r#"{ "discovery": { "mdns": { "mode": "full" } } }"#.into());
+    let _o = start_gateway(&net, 0, &off);
+    wait_disabled(&off, "mdns", "OPENCLAW_DISABLE_BONJOUR");
+    drop(_o);
+    // "0" ⇒ forced on inside the same container; peers see it.
+    let mut forced = Gw::new("lan");
+    forced.env = vec![("OPENCLAW_DISABLE_BONJOUR".into(), "0".into())];
+    forced.fake_container = true;
+    let _f = start_gateway(&net, 0, &forced);
+    let r = zc_browse(&net, 1, &["--timeout", "8", "--want-v4"]);
+    assert_eq!(services(&r).len(), 1, "{r}\n{}", forced.log());
+}

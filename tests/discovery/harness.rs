@@ -240,6 +240,9 @@ pub struct Gw {
     pub instance: Option<String>,
     pub tailnet_ips: Vec<String>,
     pub dynamic: Option<String>,
+    /// Run inside a private mount namespace that shows `/run/systemd/container` (a container
+    /// signal for the detector) without touching the host's filesystem.
+    pub fake_container: bool,
 }
 
 impl Gw {
@@ -255,6 +258,7 @@ impl Gw {
             instance: Some("Studio".into()),
             tailnet_ips: vec![],
             dynamic: None,
+            fake_container: false,
         }
     }
 
@@ -321,6 +325,20 @@ pub fn gateway_command(net: &Netns, ns: usize, gw: &Gw) -> Command {
             "--dynamic-file".into(),
             gw.dynamic_path().display().to_string(),
         ]);
+    }
+    if gw.fake_container {
+        let script = "mount -t tmpfs cgtest /run/systemd && echo docker > /run/systemd/container \
+                      && exec \"$0\" \"$@\"";
+        let wrap = [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        ];
+        argv.splice(0..0, wrap.iter().map(|s| s.to_string()));
     }
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut c = net.cmd(ns, &argv);
