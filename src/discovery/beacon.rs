@@ -72,7 +72,7 @@ impl Drop for DaemonGuard {
 /// Cached policy evaluation shared with mdns-sd's predicate (called on the daemon thread).
 #[derive(Clone)]
 pub struct PolicyCache {
-    policy: Arc<Policy>,
+    policy: Arc<Mutex<Policy>>,
     cached: Arc<Mutex<Option<(Instant, Selection)>>>,
 }
 
@@ -80,7 +80,7 @@ impl PolicyCache {
     /// New cache for `policy`.
     pub fn new(policy: Policy) -> Self {
         PolicyCache {
-            policy: Arc::new(policy),
+            policy: Arc::new(Mutex::new(policy)),
             cached: Arc::new(Mutex::new(None)),
         }
     }
@@ -96,7 +96,11 @@ impl PolicyCache {
                 return sel.clone();
             }
         }
-        let sel = ifpolicy::select(&ifpolicy::snapshot(), &self.policy);
+        let policy = match self.policy.lock() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let sel = ifpolicy::select(&ifpolicy::snapshot(), &policy);
         let changed = guard
             .as_ref()
             .is_none_or(|(_, old)| old.selected != sel.selected);
@@ -105,6 +109,21 @@ impl PolicyCache {
         }
         *guard = Some((Instant::now(), sel.clone()));
         sel
+    }
+
+    /// Tailnet addresses learned after start (custom ranges): re-evaluate on next use.
+    pub fn set_tailnet_ips(&self, ips: &[std::net::IpAddr]) {
+        let mut p = match self.policy.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if p.tailnet_ips != ips {
+            p.tailnet_ips = ips.to_vec();
+            drop(p);
+            if let Ok(mut c) = self.cached.lock() {
+                *c = None;
+            }
+        }
     }
 
     fn predicate(&self) -> IfKind {
@@ -259,6 +278,7 @@ async fn run_once(
     let mut registered = fingerprint(&info);
     daemon.0.register(info.clone())?;
     let mut renames: HashSet<(String, String)> = HashSet::new();
+    let mut updates_open = true;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => {
@@ -266,9 +286,14 @@ async fn run_once(
                 tracing::info!("mDNS beacon stopped (goodbye sent)");
                 return Ok(());
             }
-            changed = updates.changed() => {
-                if changed.is_err() { continue; }
-                info = service_info(r, &updates.borrow_and_update(), cache)?;
+            changed = updates.changed(), if updates_open => {
+                if changed.is_err() {
+                    updates_open = false; // handle dropped: keep the last values
+                    continue;
+                }
+                let d = updates.borrow_and_update().clone();
+                cache.set_tailnet_ips(&d.tailnet_ips);
+                info = service_info(r, &d, cache)?;
                 let fp = fingerprint(&info);
                 if fp != registered {
                     tracing::info!("TXT changed; re-registering the beacon");
