@@ -1,6 +1,5 @@
-//! Smoke test of the real `clawgate run` with discovery wired in (lead integration point).
-//! Ignored on the discovery branch, where `src/main.rs` is still the skeleton; the lead removes
-//! the `#[ignore]` when `clawgate run` calls `discovery::spawn`.
+//! Smoke test of the real `clawgate run` with discovery wired in: a LAN bind is discovered by
+//! python-zeroconf in another namespace and says goodbye on shutdown.
 
 #[path = "discovery/harness.rs"]
 mod harness;
@@ -11,7 +10,6 @@ use std::time::Duration;
 use harness::*;
 
 #[test]
-#[ignore = "enable once `clawgate run` spawns discovery (see report to the lead)"]
 fn clawgate_run_with_lan_bind_is_discovered_and_says_goodbye() {
     let mut net = Netns::new(2);
     net.link(0, 1, "lan", &["10.77.0.1/24"], &["10.77.0.2/24"]);

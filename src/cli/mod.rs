@@ -51,6 +51,11 @@ pub enum Command {
     /// Device pairing: list, approve, reject, remove, rename, rotate, revoke.
     #[command(subcommand)]
     Devices(pairing_cmds::DevicesCmd),
+    /// Browse for gateways on the LAN (mDNS) and a wide-area DNS-SD domain.
+    Discover(crate::discovery::cli::DiscoverArgs),
+    /// Wide-area DNS-SD over Tailscale split DNS: setup steps and checks.
+    #[command(subcommand)]
+    Dns(DnsCmd),
     /// Print a single-use setup code and QR for pairing a phone or node.
     Qr(pairing_cmds::QrArgs),
     /// Nodes: list, describe, pending, approve, reject, invoke.
@@ -98,6 +103,12 @@ pub enum ConfigCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DnsCmd {
+    /// Print the Tailscale admin steps for split DNS and check what can be checked.
+    Setup(crate::discovery::cli::DnsSetupArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -162,6 +173,8 @@ pub fn main() -> i32 {
             Command::Devices(c) => pairing_cmds::devices(c).await,
             Command::Nodes(c) => pairing_cmds::nodes(c).await,
             Command::Qr(q) => pairing_cmds::qr(q).await,
+            Command::Discover(d) => crate::discovery::cli::run_discover(d).await,
+            Command::Dns(DnsCmd::Setup(d)) => crate::discovery::cli::run_dns_setup(d).await,
         }
     });
     match result {

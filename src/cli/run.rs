@@ -48,6 +48,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     let gw = Gateway::new(settings, identity, pairing);
     listen::serve(&gw, listeners);
     gw.spawn_tick();
+    gw.spawn_discovery();
     crate::server::reload::spawn(&gw, over);
     banner(&gw, generated);
     wait_for_signal().await;

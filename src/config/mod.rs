@@ -156,6 +156,8 @@ pub struct Settings {
     pub tick_interval: Duration,
     pub max_preauth_per_ip: usize,
     pub auto_approve_local: bool,
+    /// `discovery.*` with environment overrides applied.
+    pub discovery: crate::discovery::DiscoveryConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,6 +311,7 @@ fn resolve(
     let tick_ms =
         env_u64(env, env::TICK_INTERVAL_MS)?.unwrap_or(crate::protocol::DEFAULT_TICK_INTERVAL_MS);
     let max_preauth = env_u64(env, env::MAX_PREAUTH_PER_IP)?.map(|v| v as usize);
+    let discovery = discovery_config(&file.discovery, env)?;
     Ok(Settings {
         port,
         bind,
@@ -321,9 +324,29 @@ fn resolve(
         tick_interval: Duration::from_millis(tick_ms.max(10)),
         max_preauth_per_ip: max_preauth.unwrap_or(DEFAULT_MAX_PREAUTH_PER_IP).max(1),
         auto_approve_local: g.nodes.pairing.auto_approve_local.unwrap_or(true),
+        discovery,
         paths,
         file,
     })
+}
+
+/// Parses `discovery`, applies `OPENCLAW_*` discovery overrides and validates.
+fn discovery_config(
+    v: &Value,
+    env: EnvFn<'_>,
+) -> Result<crate::discovery::DiscoveryConfig, ConfigError> {
+    let to_err = |e: crate::discovery::config::DiscoveryConfigError| {
+        ConfigError::new(e.key, e.problem, e.fix)
+    };
+    let mut d = crate::discovery::DiscoveryConfig::from_json(v).map_err(to_err)?;
+    d.apply_env(&|k: &str| env(k));
+    d.validate().map_err(|errs| {
+        errs.into_iter()
+            .next()
+            .map(to_err)
+            .unwrap_or_else(|| ConfigError::new("discovery", "invalid", "see docs/discovery.md"))
+    })?;
+    Ok(d)
 }
 
 fn parse_env_port(v: &str) -> Result<u16, ConfigError> {

@@ -199,6 +199,9 @@ fn status(gw: &Gateway, s: &Session) -> Value {
         "presence": gw.hub.presence.state_version(),
         "exposure": {"tailscale": "off"},
     });
+    if let Some(d) = gw.discovery.get() {
+        v["discovery"] = serde_json::to_value(d.status()).unwrap_or_default();
+    }
     if s.is_admin() {
         let addrs: Vec<String> = gw
             .listen_addrs

@@ -51,6 +51,8 @@ pub struct Gateway {
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     pub listen_addrs: std::sync::Mutex<Vec<SocketAddr>>,
+    /// LAN / wide-area discovery, once started.
+    pub discovery: std::sync::OnceLock<crate::discovery::DiscoveryHandle>,
     /// The live auth settings (hot-reloadable, see [`reload`]).
     auth: std::sync::RwLock<Arc<crate::config::AuthSettings>>,
 }
@@ -80,6 +82,7 @@ impl Gateway {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             listen_addrs: Default::default(),
+            discovery: Default::default(),
             auth: std::sync::RwLock::new(Arc::new(auth)),
         })
     }
@@ -116,6 +119,38 @@ impl Gateway {
                 }
             }
         });
+    }
+
+    /// Starts the `_openclaw-gw._tcp` beacon and wide-area DNS-SD (supervised; never fails).
+    pub fn spawn_discovery(self: &Arc<Self>) {
+        use crate::discovery::{BeaconSettings, DynamicInfo};
+        let listen_addrs = self
+            .listen_addrs
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let port = listen_addrs
+            .first()
+            .map(|a| a.port())
+            .unwrap_or(self.settings.port);
+        let instance = self
+            .settings
+            .file
+            .plugins
+            .pointer("/entries/bonjour/config/instanceName")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        let settings = BeaconSettings {
+            config: self.settings.discovery.clone(),
+            state_dir: self.settings.paths.state_dir.clone(),
+            gateway_port: port,
+            listen_addrs,
+            instance_name: instance,
+            cli_path: std::env::current_exe().ok(),
+            dynamic: DynamicInfo::default(),
+        };
+        let handle = crate::discovery::spawn(settings, &self.tracker, self.cancel.child_token());
+        let _ = self.discovery.set(handle);
     }
 
     /// Cancels everything and waits (bounded) for tasks to finish.
