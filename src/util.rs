@@ -1,4 +1,4 @@
-//! Small shared helpers: wall-clock milliseconds.
+//! Small shared helpers: wall-clock milliseconds, fast random UUIDs.
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -6,4 +6,12 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A random (v4) UUID from the thread-local CSPRNG: no system call per id, which
+/// matters on the handshake path (nonce and connId per connection).
+pub fn random_uuid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }

@@ -108,7 +108,7 @@ async fn handshake(
     ws: &mut Ws,
     t: &Transport,
 ) -> Result<(Box<Connect>, Admission, String), Option<Closing>> {
-    let nonce = uuid::Uuid::new_v4().to_string();
+    let nonce = crate::util::random_uuid();
     let challenge = EventFrame::new(
         "connect.challenge",
         &json!({"nonce": nonce, "ts": crate::util::now_ms()}),
@@ -230,27 +230,50 @@ async fn close_ws(ws: &mut Ws, code: u16, reason: &str) {
 fn hello_ok(gw: &Gateway, c: &Connect, a: &Admission, p: &super::admit::Paired) -> String {
     let admin = a.role == Role::Operator
         && crate::protocol::scopes::satisfies(&a.scopes, crate::protocol::scopes::ADMIN);
-    let mut snapshot = json!({
-        "presence": serde_json::from_str::<Value>(&gw.hub.presence.list_json(crate::util::now_ms())).unwrap_or(Value::Array(vec![])),
-        "health": methods::health_snapshot(gw),
-        "stateVersion": gw.hub.presence.state_version(),
-        "uptimeMs": gw.uptime_ms(),
-    });
+    let now = crate::util::now_ms();
+    let mut snapshot = format!(
+        r#"{{"presence":{},"health":{},"stateVersion":{},"uptimeMs":{}"#,
+        gw.hub.presence.list_json(now),
+        methods::health_snapshot(gw),
+        serde_json::to_string(&gw.hub.presence.state_version()).unwrap_or_default(),
+        gw.uptime_ms()
+    );
     if admin {
-        snapshot["configPath"] = json!(gw.settings.paths.config_path);
-        snapshot["stateDir"] = json!(gw.settings.paths.state_dir);
-        snapshot["authMode"] = json!(gw.settings.auth.mode);
+        let extra = json!({"configPath": gw.settings.paths.config_path, "stateDir": gw.settings.paths.state_dir, "authMode": gw.settings.auth.mode});
+        snapshot.push(',');
+        snapshot.push_str(
+            extra
+                .to_string()
+                .trim_start_matches('{')
+                .trim_end_matches('}'),
+        );
     }
-    json!({
-        "type": "hello-ok",
-        "protocol": c.protocol,
-        "server": {"version": env!("CARGO_PKG_VERSION"), "connId": uuid::Uuid::new_v4().to_string(), "bootId": gw.boot_id},
-        "features": {"methods": methods::IMPLEMENTED, "events": methods::EVENTS},
-        "snapshot": snapshot,
-        "auth": auth_block(a, p),
-        "policy": {"maxPayload": MAX_PAYLOAD_BYTES, "maxBufferedBytes": MAX_BUFFERED_BYTES, "tickIntervalMs": gw.settings.tick_interval.as_millis() as u64},
+    snapshot.push('}');
+    let server = json!({"version": env!("CARGO_PKG_VERSION"), "connId": crate::util::random_uuid(), "bootId": gw.boot_id});
+    format!(
+        r#"{{"type":"hello-ok","protocol":{},"server":{},"features":{},"snapshot":{},"auth":{},"policy":{}}}"#,
+        c.protocol,
+        server,
+        features_json(),
+        snapshot,
+        auth_block(a, p),
+        policy_json(gw)
+    )
+}
+
+/// `hello-ok.features`, serialised once.
+fn features_json() -> &'static str {
+    static FEATURES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FEATURES.get_or_init(|| {
+        json!({"methods": methods::IMPLEMENTED, "events": methods::EVENTS}).to_string()
     })
-    .to_string()
+}
+
+fn policy_json(gw: &Gateway) -> String {
+    format!(
+        r#"{{"maxPayload":{MAX_PAYLOAD_BYTES},"maxBufferedBytes":{MAX_BUFFERED_BYTES},"tickIntervalMs":{}}}"#,
+        gw.settings.tick_interval.as_millis() as u64
+    )
 }
 
 /// `hello-ok.auth`: live scopes, plus issued device tokens.

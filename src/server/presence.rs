@@ -12,6 +12,9 @@ use crate::protocol::frames::StateVersion;
 
 /// Presence entries expire after 5 minutes without an update.
 pub const TTL_MS: i64 = 5 * 60 * 1000;
+/// How long a serialised list is reused when nothing changed (the gateway's own
+/// entry carries a `ts` that is refreshed at this granularity).
+pub const CACHE_MS: i64 = 1000;
 /// Upper bound on entries (`src/infra/system-presence.ts`).
 pub const MAX_ENTRIES: usize = 200;
 
@@ -21,7 +24,8 @@ struct Inner {
     self_entry: Option<Map<String, Value>>,
     version: u64,
     health_version: u64,
-    cached: Option<String>,
+    /// The serialised list and when it was built (the self entry's `ts` moves).
+    cached: Option<(String, i64)>,
 }
 
 /// The presence table.
@@ -88,8 +92,10 @@ impl Presence {
         if prune(&mut i, now_ms) {
             changed(&mut i);
         }
-        if let Some(c) = &i.cached {
-            return c.clone();
+        if let Some((c, at)) = &i.cached {
+            if now_ms - at < CACHE_MS {
+                return c.clone();
+            }
         }
         let mut rows: Vec<&Map<String, Value>> = i.entries.values().collect();
         rows.sort_by_key(|r| std::cmp::Reverse(r.get("ts").and_then(Value::as_i64).unwrap_or(0)));
@@ -101,10 +107,7 @@ impl Presence {
         }
         all.extend(rows.into_iter().map(|r| Value::Object(r.clone())));
         let json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
-        // The self entry's ts moves; cache only the peer part's shape for a second.
-        if i.self_entry.is_none() {
-            i.cached = Some(json.clone());
-        }
+        i.cached = Some((json.clone(), now_ms));
         json
     }
 }
