@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -15,8 +16,7 @@ use serde_json::Value;
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        common::openclaw::kill_group(&mut self.0);
     }
 }
 
@@ -253,6 +253,7 @@ fn remote_node_host_needs_approval_then_reconnects() {
         .env("OPENCLAW_DISABLE_BONJOUR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let _gw = Killed(gw);

@@ -1,5 +1,6 @@
 //! The real OpenClaw CLI as a peer (installed by `make deps-openclaw`).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -63,7 +64,8 @@ pub fn oc(dir: &Path, home: &Path, args: &[&str]) -> Output {
         .expect("run openclaw")
 }
 
-/// Starts `openclaw node run` against host:port with the shared token in its environment.
+/// Starts `openclaw node run` against host:port with the shared token in its environment,
+/// in its own process group so [`kill_group`] also stops the Node process behind `timeout`.
 pub fn node_host(
     dir: &Path,
     home: &Path,
@@ -91,6 +93,7 @@ pub fn node_host(
     .env("OPENCLAW_GATEWAY_TOKEN", token)
     .stdout(Stdio::from(log.try_clone().unwrap()))
     .stderr(Stdio::from(log))
+    .process_group(0)
     .spawn()
     .expect("spawn node host")
 }
@@ -104,4 +107,13 @@ pub fn json_of(o: &Output) -> Value {
         )
     });
     serde_json::from_str(&s[start..]).unwrap_or_else(|e| panic!("bad JSON ({e}): {s}"))
+}
+
+/// SIGKILLs the whole process group led by `child` and reaps it.
+pub fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
