@@ -1,0 +1,223 @@
+//! `clawgate-bench`: the load tool behind `make bench` / `make bench-peer`.
+//!
+//! Subcommands: `floor` (the minimal protocol-shaped server that bounds what the client can
+//! measure), `run` (every scenario against one gateway URL, JSON result) and `report` (side-by-side
+//! Markdown table with ratios from several `run` results). Binary-only code: nothing here is part
+//! of the clawgate library. Invariant: a server `run --spawn` starts is stopped before exit.
+#![forbid(unsafe_code)]
+
+mod client;
+mod floor;
+mod frame;
+mod procinfo;
+mod report;
+mod run;
+mod scenarios;
+mod stats;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "clawgate-bench",
+    about = "Load tool for OpenClaw protocol v4 gateways"
+)]
+struct Cli {
+    /// Runtime worker threads (default: available cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the floor: canned challenge / hello-ok / res, no auth. Prints `listening on ADDR`.
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Run all scenarios against one gateway and print (or write) a JSON result.
+    Run(RunArgs),
+    /// Render results of one run as a Markdown table with ratios.
+    Report {
+        /// JSON files written by `run --json-out`, in column order.
+        results: Vec<PathBuf>,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+        #[arg(long, default_value = "floor")]
+        baseline: String,
+        #[arg(long, default_value = "clawgate")]
+        subject: String,
+        /// The command that produced the results (shown in the report).
+        #[arg(long, default_value = "make bench")]
+        command: String,
+        #[arg(long, default_value = "unknown date")]
+        date: String,
+        /// Extra bullet lines for the "Servers" section (knobs, versions).
+        #[arg(long)]
+        note: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Name of this server in the report (e.g. floor, clawgate, reference).
+    #[arg(long, default_value = "gateway")]
+    name: String,
+    #[arg(long)]
+    url: String,
+    #[arg(long, env = "CLAWGATE_BENCH_TOKEN", default_value = "bench-token")]
+    token: String,
+    /// Start the server with `sh -c 'exec CMD'` and measure start → first `health`.
+    #[arg(long)]
+    spawn: Option<String>,
+    /// PID of an already running server (for RSS) when not using --spawn.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Append the spawned server's stdout/stderr here (default: discard).
+    #[arg(long)]
+    server_log: Option<PathBuf>,
+    /// Write the JSON result here instead of stdout.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+    /// Seconds to wait for the first successful `health`.
+    #[arg(long, default_value_t = 120.0)]
+    start_deadline: f64,
+    /// Seconds to let the server settle before reading RSS.
+    #[arg(long, default_value_t = 2.0)]
+    settle: f64,
+    /// Unrecorded warm-up seconds per throughput scenario.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measured seconds per throughput scenario.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Per-request / per-handshake timeout in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    io_timeout: f64,
+    #[arg(long, default_value_t = 1000)]
+    idle_conns: usize,
+    #[arg(long, default_value_t = 8)]
+    handshake_clients: usize,
+    #[arg(long, value_delimiter = ',', default_value = "health,system-presence")]
+    methods: Vec<String>,
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    rpc_conns: Vec<usize>,
+    /// Only scenarios whose name starts with one of these prefixes (memory, handshake, rpc.health …).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLAWGATE_BENCH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    match cli.cmd {
+        Cmd::Floor { listen } => rt.block_on(serve_floor(&listen)),
+        Cmd::Run(args) => rt.block_on(run_cmd(args, threads)),
+        Cmd::Report {
+            results,
+            out,
+            baseline,
+            subject,
+            command,
+            date,
+            note,
+        } => {
+            let runs = results
+                .iter()
+                .map(|p| {
+                    let text = std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+                })
+                .collect::<Result<Vec<run::RunResult>>>()?;
+            let meta = report::ReportMeta {
+                baseline,
+                subject,
+                command,
+                date,
+                notes: note,
+            };
+            std::fs::write(&out, report::render(&runs, &meta))
+                .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+async fn serve_floor(listen: &str) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    println!("listening on {}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        trigger.cancel();
+    });
+    floor::serve(listener, shutdown).await?;
+    Ok(())
+}
+
+async fn run_cmd(a: RunArgs, threads: usize) -> Result<()> {
+    let secs = Duration::from_secs_f64;
+    let spec = run::RunSpec {
+        name: a.name,
+        target: client::Target {
+            url: a.url,
+            token: a.token,
+            io_timeout: secs(a.io_timeout),
+        },
+        spawn: a.spawn,
+        server_pid: a.server_pid,
+        server_log: a.server_log,
+        start_deadline: secs(a.start_deadline),
+        settle: secs(a.settle),
+        warmup: secs(a.warmup),
+        duration: secs(a.duration),
+        idle_conns: a.idle_conns,
+        handshake_clients: a.handshake_clients,
+        methods: a.methods,
+        rpc_conns: a.rpc_conns,
+        only: a.only,
+        client_threads: threads,
+    };
+    let result = run::run(spec).await?;
+    let json = serde_json::to_string_pretty(&result)?;
+    match a.json_out {
+        Some(path) => std::fs::write(&path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    Ok(())
+}
