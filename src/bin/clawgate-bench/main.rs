@@ -78,6 +78,9 @@ struct RunArgs {
     /// Start the server with `sh -c 'exec CMD'` and measure start → first `health`.
     #[arg(long)]
     spawn: Option<String>,
+    /// How the report shows the server command (default: the --spawn string).
+    #[arg(long)]
+    describe: Option<String>,
     /// PID of an already running server (for RSS) when not using --spawn.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -198,6 +201,7 @@ async fn run_cmd(a: RunArgs, threads: usize) -> Result<()> {
             token: a.token,
             io_timeout: secs(a.io_timeout),
         },
+        describe: a.describe,
         spawn: a.spawn,
         server_pid: a.server_pid,
         server_log: a.server_log,

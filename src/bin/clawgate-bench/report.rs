@@ -83,8 +83,8 @@ pub fn render(runs: &[RunResult], meta: &ReportMeta) -> String {
             .unwrap_or("(started outside the bench)");
         let _ = writeln!(
             md,
-            "- **{}** at `{}`: `{}` (client threads {}, RLIMIT_NOFILE {})",
-            r.name, r.url, cmd, r.client_threads, r.nofile_limit
+            "- **{}** at `{}`: `{}` (client threads {}, RLIMIT_NOFILE {}, load average at start {})",
+            r.name, r.url, cmd, r.client_threads, r.nofile_limit, r.loadavg
         );
     }
     for n in &meta.notes {

@@ -38,6 +38,8 @@ pub struct RunSpec {
     pub name: String,
     pub target: Target,
     pub spawn: Option<String>,
+    /// Shown in the report instead of `spawn` (which may hold long temp paths).
+    pub describe: Option<String>,
     pub server_pid: Option<u32>,
     pub server_log: Option<PathBuf>,
     pub start_deadline: Duration,
@@ -61,6 +63,9 @@ pub struct RunResult {
     pub command: Option<String>,
     pub client_threads: usize,
     pub nofile_limit: u64,
+    /// `/proc/loadavg` (1, 5, 15 min) when this run started: the machine may be shared.
+    #[serde(default)]
+    pub loadavg: String,
     pub metrics: Vec<Metric>,
     /// Scenario failures and other remarks, shown under the table.
     pub notes: Vec<String>,
@@ -71,9 +76,10 @@ pub async fn run(spec: RunSpec) -> Result<RunResult, RunError> {
     let mut result = RunResult {
         name: spec.name.clone(),
         url: spec.target.url.clone(),
-        command: spec.spawn.clone(),
+        command: spec.describe.clone().or_else(|| spec.spawn.clone()),
         client_threads: spec.client_threads,
         nofile_limit,
+        loadavg: loadavg(),
         metrics: Vec::new(),
         notes: Vec::new(),
     };
@@ -169,4 +175,12 @@ async fn probe_health(target: &Target) -> Result<(), ClientError> {
     let r = conn.call("health").await;
     conn.close().await;
     r
+}
+
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
