@@ -45,25 +45,21 @@ mkdir -p "$BENCH_DIR"
 tmp=$(mktemp -d /tmp/clawgate-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-results=()
+names=()
+server_args=()
 notes=()
-failed=0
-# run_one NAME SPAWN-CMD PORT DESCRIPTION: one `clawgate-bench run`; the bench spawns and stops the
-# server. DESCRIPTION is the command as the report shows it ($T = a fresh temp dir, P = a free port).
-run_one() {
+# add_server NAME SPAWN-CMD PORT DESCRIPTION: queue one server; the bench spawns, measures and stops
+# it. DESCRIPTION is the command as the report shows it ($T = a fresh temp dir, P = a free port).
+add_server() {
   local name=$1 cmd=$2 port=$3 describe=$4
   echo "== $name: $cmd" >&2
-  if "$BENCH_BIN" run --name "$name" --spawn "$cmd" --describe "$describe" --url "ws://127.0.0.1:$port" --token "$token" \
-      --server-log "$BENCH_DIR/$name.log" --json-out "$BENCH_DIR/$name.json" "${extra[@]}"; then
-    results+=("$BENCH_DIR/$name.json")
-  else
-    notes+=("$name: run failed, see $BENCH_DIR/$name.log")
-    failed=1
-  fi
+  names+=("$name")
+  server_args+=(--name "$name" --spawn "$cmd" --describe "$describe" --url "ws://127.0.0.1:$port"
+    --server-log "$BENCH_DIR/$name.log")
 }
 
 port=$(free_port)
-run_one floor "$BENCH_BIN floor --listen 127.0.0.1:$port" "$port" "clawgate-bench floor --listen 127.0.0.1:P"
+add_server floor "$BENCH_BIN floor --listen 127.0.0.1:$port" "$port" "clawgate-bench floor --listen 127.0.0.1:P"
 
 if [[ -x "$CLAWGATE_BIN" ]]; then
   port=$(free_port)
@@ -71,7 +67,7 @@ if [[ -x "$CLAWGATE_BIN" ]]; then
   args=${args//\{token\}/$token}
   mkdir -p "$tmp/clawgate"
   shown=${CLAWGATE_ARGS//\{port\}/P}
-  run_one clawgate "env HOME=$tmp/clawgate OPENCLAW_STATE_DIR=$tmp/clawgate/state $CLAWGATE_BIN $args" "$port" \
+  add_server clawgate "env HOME=$tmp/clawgate OPENCLAW_STATE_DIR=$tmp/clawgate/state $CLAWGATE_BIN $args" "$port" \
     "HOME=\$T OPENCLAW_STATE_DIR=\$T/state clawgate ${shown//\{token\}/T}"
   notes+=("clawgate: $CLAWGATE_BIN, fresh HOME and OPENCLAW_STATE_DIR, no config file, token auth on loopback")
 else
@@ -82,11 +78,18 @@ if ((peer)); then
   oc_installed || { echo "reference OpenClaw missing in $OC_DIR (make deps-openclaw)" >&2; exit 1; }
   port=$(free_port)
   mkdir -p "$tmp/reference"
-  run_one reference "$(reference_cmd "$tmp/reference" "$port" "$token")" "$port" \
+  add_server reference "$(reference_cmd "$tmp/reference" "$port" "$token")" "$port" \
     "HOME=\$T OPENCLAW_STATE_DIR=\$T/.openclaw ${OC_BENCH_ENV[*]} oc gateway run --allow-unconfigured --bind loopback --auth token --token T --port P"
   notes+=("reference: OpenClaw $(oc_version) on Node $(PATH="$OC_NODE_BIN:$PATH" node --version) from $OC_DIR; \`oc\` = that Node running openclaw.mjs (spec/peers.md §2.1)")
 fi
 
+failed=0
+"$BENCH_BIN" run --token "$token" --out-dir "$BENCH_DIR" "${server_args[@]}" "${extra[@]}" || failed=1
+results=()
+for n in "${names[@]}"; do
+  if [[ -f "$BENCH_DIR/$n.json" ]]; then results+=("$BENCH_DIR/$n.json"); else failed=1; fi
+done
+((${#results[@]})) || { echo "no results; server logs in $BENCH_DIR" >&2; exit 1; }
 note_args=()
 for n in "${notes[@]}"; do note_args+=(--note "$n"); done
 "$BENCH_BIN" report --out "$report" --command "$BENCH_COMMAND" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \

@@ -48,44 +48,22 @@ fn value(result: &serde_json::Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("metric {key} missing in {result:#}"))
 }
 
-#[test]
-fn bench_measures_every_scenario_against_the_floor() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json = dir.path().join("floor.json");
+/// Per-server `run` flags for a floor spawned on a free port; returns the port too.
+fn floor_server(name: &str) -> (u16, Vec<String>) {
     let port = free_port();
     let spawn = format!("{BENCH} --threads 1 floor --listen 127.0.0.1:{port}");
     let url = format!("ws://127.0.0.1:{port}");
-    bench(&[
-        "--threads",
-        "1",
-        "run",
-        "--name",
-        "floor",
-        "--spawn",
-        &spawn,
-        "--url",
-        &url,
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0.1",
-        "--settle",
-        "0.1",
-        "--idle-conns",
-        "50",
-        "--start-deadline",
-        "20",
-        "--json-out",
-        json.to_str().expect("utf-8 path"),
-    ]);
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("result written"))
-            .expect("result is JSON");
+    let args = ["--name", name, "--spawn", &spawn, "--url", &url];
+    (port, args.iter().map(|s| s.to_string()).collect())
+}
+
+fn check_result(result: &serde_json::Value) {
     assert_eq!(
         result["notes"],
         serde_json::json!([]),
         "no scenario may fail"
     );
+    assert_eq!(result["rounds"], 2);
     for key in [
         "startup.first_health_ms",
         "memory.idle_rss_mb",
@@ -98,36 +76,83 @@ fn bench_measures_every_scenario_against_the_floor() {
         "rpc.system-presence.c16.rate",
         "rpc.system-presence.c16.p50_ms",
     ] {
-        assert!(value(&result, key) > 0.0, "{key} should be positive");
+        assert!(value(result, key) > 0.0, "{key} should be positive");
     }
     for key in [
         "handshake.c8.errors",
         "rpc.health.c16.errors",
         "rpc.system-presence.c1.errors",
     ] {
-        assert_eq!(value(&result, key), 0.0, "{key}");
+        assert_eq!(value(result, key), 0.0, "{key}");
     }
-    // The spawned floor was stopped: nothing listens on its port any more.
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "floor still running"
-    );
-    report_renders(dir.path(), &json);
 }
 
-fn report_renders(dir: &Path, json: &Path) {
+#[test]
+fn bench_measures_every_scenario_against_two_interleaved_floors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (port_a, a) = floor_server("floor");
+    let (port_b, b) = floor_server("second");
+    let common = [
+        "--threads",
+        "1",
+        "run",
+        "--duration",
+        "0.2",
+        "--warmup",
+        "0.05",
+        "--rounds",
+        "2",
+        "--settle",
+        "0.1",
+        "--idle-conns",
+        "50",
+        "--start-deadline",
+        "20",
+        "--out-dir",
+    ];
+    let mut args: Vec<&str> = common.to_vec();
+    args.push(dir.path().to_str().expect("utf-8 path"));
+    args.extend(a.iter().chain(&b).map(String::as_str));
+    bench(&args);
+    let mut files = Vec::new();
+    for name in ["floor", "second"] {
+        let path = dir.path().join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path).expect("result written");
+        check_result(&serde_json::from_str(&text).expect("result is JSON"));
+        files.push(path);
+    }
+    // The spawned floors were stopped: nothing listens on their ports any more.
+    for port in [port_a, port_b] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "floor on {port} still running"
+        );
+    }
+    report_renders(dir.path(), &files);
+}
+
+fn report_renders(dir: &Path, files: &[std::path::PathBuf]) {
     let md = dir.join("BENCH.md");
-    bench(&[
+    let mut args = vec![
         "report",
+        "--subject",
+        "second",
         "--out",
         md.to_str().expect("utf-8"),
-        json.to_str().expect("utf-8"),
-    ]);
+    ];
+    args.extend(files.iter().map(|f| f.to_str().expect("utf-8")));
+    bench(&args);
     let text = std::fs::read_to_string(&md).expect("report written");
-    assert!(text.contains("| Metric | floor |"), "{text}");
+    assert!(
+        text.contains("| Metric | floor | second | second / floor |"),
+        "{text}"
+    );
     assert!(
         text.contains("connect→hello-ok, 8 clients: per second"),
         "{text}"
     );
-    assert!(text.contains("`clawgate` was not measured"), "{text}");
+    assert!(
+        text.contains("| start → first `health` ≤ 50 ms |"),
+        "{text}"
+    );
 }

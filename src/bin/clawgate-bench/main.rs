@@ -66,30 +66,38 @@ enum Cmd {
     },
 }
 
+/// Server flags (`--name`, `--url`, and optionally `--spawn`, `--describe`, `--server-log`,
+/// `--server-pid`) repeat once per server, in the same order.
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Name of this server in the report (e.g. floor, clawgate, reference).
-    #[arg(long, default_value = "gateway")]
-    name: String,
-    #[arg(long)]
-    url: String,
+    /// Name of each server in the report (e.g. floor, clawgate, reference).
+    #[arg(long, required = true)]
+    name: Vec<String>,
+    #[arg(long, required = true)]
+    url: Vec<String>,
     #[arg(long, env = "CLAWGATE_BENCH_TOKEN", default_value = "bench-token")]
     token: String,
-    /// Start the server with `sh -c 'exec CMD'` and measure start → first `health`.
+    /// Start each server with `sh -c 'exec CMD'` and measure start → first `health`.
     #[arg(long)]
-    spawn: Option<String>,
-    /// How the report shows the server command (default: the --spawn string).
+    spawn: Vec<String>,
+    /// How the report shows each server command (default: the --spawn string).
     #[arg(long)]
-    describe: Option<String>,
-    /// PID of an already running server (for RSS) when not using --spawn.
+    describe: Vec<String>,
+    /// PID of each already running server (for RSS) when not using --spawn.
     #[arg(long)]
-    server_pid: Option<u32>,
-    /// Append the spawned server's stdout/stderr here (default: discard).
+    server_pid: Vec<u32>,
+    /// Append each spawned server's stdout/stderr here (default: discard).
     #[arg(long)]
-    server_log: Option<PathBuf>,
-    /// Write the JSON result here instead of stdout.
+    server_log: Vec<PathBuf>,
+    /// Write the JSON result here (single server) instead of stdout.
     #[arg(long)]
     json_out: Option<PathBuf>,
+    /// Write one NAME.json per server into this directory.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Rounds of interleaved throughput scenarios; each metric is the median over rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Seconds to wait for the first successful `health`.
     #[arg(long, default_value_t = 120.0)]
     start_deadline: f64,
@@ -97,10 +105,10 @@ struct RunArgs {
     #[arg(long, default_value_t = 2.0)]
     settle: f64,
     /// Unrecorded warm-up seconds per throughput scenario.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     warmup: f64,
-    /// Measured seconds per throughput scenario.
-    #[arg(long, default_value_t = 5.0)]
+    /// Measured seconds per throughput scenario and round.
+    #[arg(long, default_value_t = 2.0)]
     duration: f64,
     /// Per-request / per-handshake timeout in seconds.
     #[arg(long, default_value_t = 10.0)]
@@ -192,23 +200,50 @@ async fn serve_floor(listen: &str) -> Result<()> {
     Ok(())
 }
 
-async fn run_cmd(a: RunArgs, threads: usize) -> Result<()> {
+/// Pairs the repeated per-server flags; each optional list must be empty or as long as `--name`.
+fn servers(a: &mut RunArgs) -> Result<Vec<run::ServerSpec>> {
+    let n = a.name.len();
+    let lens = [
+        a.url.len(),
+        a.spawn.len(),
+        a.describe.len(),
+        a.server_pid.len(),
+        a.server_log.len(),
+    ];
+    anyhow::ensure!(lens[0] == n, "give one --url per --name");
+    anyhow::ensure!(
+        lens[1..].iter().all(|&l| l == 0 || l == n),
+        "per-server flags must repeat once per --name"
+    );
+    let mut spawn = std::mem::take(&mut a.spawn).into_iter();
+    let mut describe = std::mem::take(&mut a.describe).into_iter();
+    let mut pid = std::mem::take(&mut a.server_pid).into_iter();
+    let mut log = std::mem::take(&mut a.server_log).into_iter();
+    Ok(std::mem::take(&mut a.name)
+        .into_iter()
+        .zip(std::mem::take(&mut a.url))
+        .map(|(name, url)| run::ServerSpec {
+            name,
+            url,
+            spawn: spawn.next(),
+            describe: describe.next(),
+            pid: pid.next(),
+            log: log.next(),
+        })
+        .collect())
+}
+
+async fn run_cmd(mut a: RunArgs, threads: usize) -> Result<()> {
     let secs = Duration::from_secs_f64;
     let spec = run::RunSpec {
-        name: a.name,
-        target: client::Target {
-            url: a.url,
-            token: a.token,
-            io_timeout: secs(a.io_timeout),
-        },
-        describe: a.describe,
-        spawn: a.spawn,
-        server_pid: a.server_pid,
-        server_log: a.server_log,
+        servers: servers(&mut a)?,
+        token: a.token,
+        io_timeout: secs(a.io_timeout),
         start_deadline: secs(a.start_deadline),
         settle: secs(a.settle),
         warmup: secs(a.warmup),
         duration: secs(a.duration),
+        rounds: a.rounds,
         idle_conns: a.idle_conns,
         handshake_clients: a.handshake_clients,
         methods: a.methods,
@@ -216,12 +251,24 @@ async fn run_cmd(a: RunArgs, threads: usize) -> Result<()> {
         only: a.only,
         client_threads: threads,
     };
-    let result = run::run(spec).await?;
-    let json = serde_json::to_string_pretty(&result)?;
-    match a.json_out {
-        Some(path) => std::fs::write(&path, json + "\n")
+    let results = run::run(spec).await?;
+    if let Some(dir) = &a.out_dir {
+        std::fs::create_dir_all(dir)?;
+        for r in &results {
+            let path = dir.join(format!("{}.json", r.name));
+            std::fs::write(&path, serde_json::to_string_pretty(r)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    let json = match results.as_slice() {
+        [one] => serde_json::to_string_pretty(one)?,
+        many => serde_json::to_string_pretty(many)?,
+    };
+    match (&a.json_out, &a.out_dir) {
+        (Some(path), _) => std::fs::write(path, json + "\n")
             .with_context(|| format!("writing {}", path.display()))?,
-        None => println!("{json}"),
+        (None, None) => println!("{json}"),
+        (None, Some(_)) => {}
     }
     Ok(())
 }

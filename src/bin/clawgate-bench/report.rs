@@ -300,9 +300,12 @@ const METHOD: &str = r#"## Method
   and classifies each inbound text frame by comparing its prefix with `{"type":"res","id":"N","ok":true`
   (frames starting with `{"type":"event"` are skipped); only a frame with another field order falls back
   to a borrowing serde decode of the top-level `type`/`id`/`ok` fields. No JSON tree is built.
-- **Round trips** are closed-loop ping-pong: every connection has exactly one request in flight; 1 s
-  warm-up, then every request started in the measuring window is counted and its latency (send → matching
-  `res`) recorded in an HDR histogram. Rate = recorded round trips / window.
+- **Round trips** are closed-loop ping-pong: every connection has exactly one request in flight; after a
+  warm-up (default 0.5 s) every request started in the measuring window (default 2 s) is counted and its
+  latency (send → matching `res`) recorded in an HDR histogram. Rate = recorded round trips / window.
+- **Interleaving**: all servers run at once (idle while not measured); for each round (default 3) each
+  scenario runs against each server in turn, so every ratio compares measurements taken seconds apart
+  under the same machine load. Each number is the median over rounds (error counts: the maximum).
 - **Handshakes**: N parallel clients each loop TCP connect → `hello-ok` → close frame (no status code, like
   the real CLI); latency is TCP connect start → `hello-ok` received.
 - **Start → first `health`**: the bench spawns the server itself and retries connect + `health` every 1 ms
@@ -314,5 +317,5 @@ const METHOD: &str = r#"## Method
 - **Floor**: `clawgate-bench floor`, a protocol-shaped server in the same binary: canned
   `connect.challenge`, canned `hello-ok`, canned `res` echoing the id; no auth, no JSON parsing, 4 KiB read
   buffer. It is the most this client can measure on this machine, so throughput targets are ratios to it.
-- Client and servers share the machine's cores; servers run one at a time.
+- Client and server share the machine's cores; only one server is under load at any moment.
 "#;

@@ -1,11 +1,15 @@
-//! The `run` subcommand: all scenarios against one gateway, producing one JSON `RunResult`.
+//! The `run` subcommand: every scenario against one or more gateways, one JSON `RunResult` each.
 //!
-//! With `--spawn` the runner starts the server itself and measures the time from process start to
-//! the first successful `health` RPC (full handshake + `health`, retried every 1 ms while the port
-//! refuses connections and every 10 ms after a rejected attempt, e.g. the reference's 1013
-//! `gateway starting`). Idle RSS is read after a settle pause with no bench connection open. The
-//! spawned server is stopped by PID before `run` returns, whatever happened.
+//! Servers given with `--spawn` are started by the runner, one after another, and the time from
+//! process start to the first successful `health` RPC is measured (full handshake + `health`,
+//! retried every 1 ms while the port refuses connections and every 10 ms after a rejected attempt,
+//! e.g. the reference's 1013 `gateway starting`). Idle RSS is read after a settle pause with no
+//! bench connection open. Then the scenarios run **interleaved**: for each round, each scenario runs
+//! against each server in turn, so servers are compared under the same (shared-machine) conditions;
+//! each metric is the median over rounds (errors: the maximum). Spawned servers are stopped by PID
+//! before `run` returns, whatever happened.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,25 +31,34 @@ const POLL_REJECTED: Duration = Duration::from_millis(10);
 pub enum RunError {
     #[error(transparent)]
     Proc(#[from] ProcError),
-    #[error("server exited before answering `health` (see its log)")]
-    ServerExited,
-    #[error("no successful `health` within {0:?}; last error: {1}")]
-    StartDeadline(Duration, String),
+    #[error("{0}: server exited before answering `health` (see its log)")]
+    ServerExited(String),
+    #[error("{0}: no successful `health` within {1:?}; last error: {2}")]
+    StartDeadline(String, Duration, String),
+}
+
+/// One server under test.
+pub struct ServerSpec {
+    pub name: String,
+    pub url: String,
+    /// Command to start it (`sh -c 'exec …'`); `None` for a server started elsewhere.
+    pub spawn: Option<String>,
+    /// Shown in the report instead of `spawn` (which may hold long temp paths).
+    pub describe: Option<String>,
+    pub pid: Option<u32>,
+    pub log: Option<PathBuf>,
 }
 
 /// Parameters of one run.
 pub struct RunSpec {
-    pub name: String,
-    pub target: Target,
-    pub spawn: Option<String>,
-    /// Shown in the report instead of `spawn` (which may hold long temp paths).
-    pub describe: Option<String>,
-    pub server_pid: Option<u32>,
-    pub server_log: Option<PathBuf>,
+    pub servers: Vec<ServerSpec>,
+    pub token: String,
+    pub io_timeout: Duration,
     pub start_deadline: Duration,
     pub settle: Duration,
     pub warmup: Duration,
     pub duration: Duration,
+    pub rounds: usize,
     pub idle_conns: usize,
     pub handshake_clients: usize,
     pub methods: Vec<String>,
@@ -55,7 +68,7 @@ pub struct RunSpec {
     pub client_threads: usize,
 }
 
-/// Result of one run, as written with `--json-out`.
+/// Result for one server, as written with `--json-out` / `--out-dir`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RunResult {
     pub name: String,
@@ -63,90 +76,175 @@ pub struct RunResult {
     pub command: Option<String>,
     pub client_threads: usize,
     pub nofile_limit: u64,
-    /// `/proc/loadavg` (1, 5, 15 min) when this run started: the machine may be shared.
+    /// `/proc/loadavg` (1, 5, 15 min) when this server was started: the machine may be shared.
     #[serde(default)]
     pub loadavg: String,
+    #[serde(default)]
+    pub rounds: usize,
     pub metrics: Vec<Metric>,
     /// Scenario failures and other remarks, shown under the table.
     pub notes: Vec<String>,
 }
 
-pub async fn run(spec: RunSpec) -> Result<RunResult, RunError> {
+/// A server being measured: its result so far, per-round samples, and the process if spawned.
+struct Live {
+    result: RunResult,
+    ctx: Ctx,
+    samples: BTreeMap<String, (Metric, Vec<f64>)>,
+    order: Vec<String>,
+    process: Option<ServerProcess>,
+}
+
+pub async fn run(spec: RunSpec) -> Result<Vec<RunResult>, RunError> {
     let nofile_limit = procinfo::raise_nofile_limit();
-    let mut result = RunResult {
-        name: spec.name.clone(),
-        url: spec.target.url.clone(),
-        command: spec.describe.clone().or_else(|| spec.spawn.clone()),
-        client_threads: spec.client_threads,
-        nofile_limit,
-        loadavg: loadavg(),
-        metrics: Vec::new(),
-        notes: Vec::new(),
-    };
-    let mut server = None;
-    let mut pid = spec.server_pid;
-    if let Some(cmd) = &spec.spawn {
-        let started = Instant::now();
-        let mut proc = ServerProcess::spawn(cmd, spec.server_log.as_deref())?;
-        pid = Some(proc.pid());
-        let ms = wait_first_health(&spec.target, &mut proc, started, spec.start_deadline).await?;
-        info!(name = %spec.name, ms, "first successful health");
-        result.metrics.push(Metric::new(
-            "startup.first_health_ms",
-            "process start → first successful `health`",
-            ms,
-            "ms",
-            Better::Lower,
-        ));
-        server = Some(proc);
+    let mut live = Vec::new();
+    for server in &spec.servers {
+        // On error, the servers already in `live` are stopped by `ServerProcess::drop`.
+        live.push(start(server, &spec, nofile_limit).await?);
     }
-    if let Some(pid) = pid {
-        tokio::time::sleep(spec.settle).await;
-        match procinfo::rss_tree_kib(pid) {
-            Ok(kib) => result.metrics.push(Metric::new(
-                "memory.idle_rss_mb",
-                "server idle RSS (no connections)",
-                kib as f64 * 1024.0 / 1e6,
-                "MB",
-                Better::Lower,
-            )),
-            Err(e) => result.notes.push(format!("idle RSS: {e}")),
-        }
-    }
-    let ctx = Ctx {
-        target: spec.target.clone(),
-        server_pid: pid,
-        warmup: spec.warmup,
-        duration: spec.duration,
-        settle: spec.settle,
-    };
-    for scenario in scenarios::plan(
+    let plan = scenarios::plan(
         spec.idle_conns,
         spec.handshake_clients,
         &spec.methods,
         &spec.rpc_conns,
-    ) {
-        let name = scenario.name();
-        if !spec.only.is_empty() && !spec.only.iter().any(|p| name.starts_with(p.as_str())) {
-            continue;
-        }
-        info!(target_name = %spec.name, scenario = %name, "running");
-        match scenario.run(&ctx).await {
-            Ok(metrics) => result.metrics.extend(metrics),
-            Err(e) => {
-                warn!(scenario = %name, error = %e, "scenario failed");
-                result.notes.push(format!("{name}: {e}"));
+    );
+    let wanted =
+        |name: &str| spec.only.is_empty() || spec.only.iter().any(|p| name.starts_with(p.as_str()));
+    for round in 0..spec.rounds.max(1) {
+        for scenario in plan.iter().filter(|s| wanted(&s.name())) {
+            if round > 0 && !scenario.repeatable() {
+                continue;
+            }
+            for l in &mut live {
+                let name = scenario.name();
+                info!(server = %l.result.name, scenario = %name, round, "running");
+                match scenario.run(&l.ctx).await {
+                    Ok(metrics) => l.add(metrics),
+                    Err(e) => {
+                        warn!(server = %l.result.name, scenario = %name, error = %e, "scenario failed");
+                        l.result
+                            .notes
+                            .push(format!("{name} (round {}): {e}", round + 1));
+                    }
+                }
             }
         }
     }
-    if let Some(mut proc) = server {
-        tokio::task::spawn_blocking(move || proc.stop()).await.ok();
+    let mut results = Vec::new();
+    for mut l in live {
+        if let Some(mut p) = l.process.take() {
+            tokio::task::spawn_blocking(move || p.stop()).await.ok();
+        }
+        l.finish();
+        l.result.rounds = spec.rounds.max(1);
+        results.push(l.result);
     }
-    Ok(result)
+    Ok(results)
+}
+
+/// Starts (if asked) and measures one server's startup and idle RSS.
+async fn start(server: &ServerSpec, spec: &RunSpec, nofile_limit: u64) -> Result<Live, RunError> {
+    let target = Target {
+        url: server.url.clone(),
+        token: spec.token.clone(),
+        io_timeout: spec.io_timeout,
+    };
+    let mut l = Live {
+        result: RunResult {
+            name: server.name.clone(),
+            url: server.url.clone(),
+            command: server.describe.clone().or_else(|| server.spawn.clone()),
+            client_threads: spec.client_threads,
+            nofile_limit,
+            loadavg: loadavg(),
+            rounds: 0,
+            metrics: Vec::new(),
+            notes: Vec::new(),
+        },
+        ctx: Ctx {
+            target,
+            server_pid: server.pid,
+            warmup: spec.warmup,
+            duration: spec.duration,
+            settle: spec.settle,
+        },
+        samples: BTreeMap::new(),
+        order: Vec::new(),
+        process: None,
+    };
+    if let Some(cmd) = &server.spawn {
+        let started = Instant::now();
+        let mut proc = ServerProcess::spawn(cmd, server.log.as_deref())?;
+        l.ctx.server_pid = Some(proc.pid());
+        let ms = wait_first_health(
+            &server.name,
+            &l.ctx.target,
+            &mut proc,
+            started,
+            spec.start_deadline,
+        )
+        .await?;
+        info!(server = %server.name, ms, "first successful health");
+        l.process = Some(proc);
+        let label = "process start → first successful `health`";
+        l.add(vec![Metric::new(
+            "startup.first_health_ms",
+            label,
+            ms,
+            "ms",
+            Better::Lower,
+        )]);
+    }
+    if let Some(pid) = l.ctx.server_pid {
+        tokio::time::sleep(spec.settle).await;
+        match procinfo::rss_tree_kib(pid) {
+            Ok(kib) => {
+                let mb = kib as f64 * 1024.0 / 1e6;
+                l.add(vec![Metric::new(
+                    "memory.idle_rss_mb",
+                    "server idle RSS (no connections)",
+                    mb,
+                    "MB",
+                    Better::Lower,
+                )]);
+            }
+            Err(e) => l.result.notes.push(format!("idle RSS: {e}")),
+        }
+    }
+    Ok(l)
+}
+
+impl Live {
+    fn add(&mut self, metrics: Vec<Metric>) {
+        for m in metrics {
+            let entry = self.samples.entry(m.key.clone()).or_insert_with(|| {
+                self.order.push(m.key.clone());
+                (m.clone(), Vec::new())
+            });
+            entry.1.push(m.value);
+        }
+    }
+
+    /// One metric per key: the median over rounds (the maximum for error counts).
+    fn finish(&mut self) {
+        for key in &self.order {
+            let Some((m, values)) = self.samples.get_mut(key) else {
+                continue;
+            };
+            values.sort_by(f64::total_cmp);
+            let value = if key.ends_with(".errors") {
+                values.last().copied().unwrap_or(0.0)
+            } else {
+                values[values.len() / 2]
+            };
+            self.result.metrics.push(Metric { value, ..m.clone() });
+        }
+    }
 }
 
 /// Polls connect + `health` until it succeeds; returns milliseconds since `started`.
 async fn wait_first_health(
+    name: &str,
     target: &Target,
     proc: &mut ServerProcess,
     started: Instant,
@@ -161,13 +259,13 @@ async fn wait_first_health(
                     if io.kind() == std::io::ErrorKind::ConnectionRefused);
                 last = e.to_string();
                 if !proc.running() {
-                    return Err(RunError::ServerExited);
+                    return Err(RunError::ServerExited(name.to_owned()));
                 }
                 tokio::time::sleep(if refused { POLL_REFUSED } else { POLL_REJECTED }).await;
             }
         }
     }
-    Err(RunError::StartDeadline(deadline, last))
+    Err(RunError::StartDeadline(name.to_owned(), deadline, last))
 }
 
 async fn probe_health(target: &Target) -> Result<(), ClientError> {

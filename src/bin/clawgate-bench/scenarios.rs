@@ -46,6 +46,10 @@ pub struct Ctx {
 pub trait Scenario: Send + Sync {
     /// Key prefix of the metrics it emits (also used by `--only`).
     fn name(&self) -> String;
+    /// Whether it runs once per round (throughput) or only in the first round (memory).
+    fn repeatable(&self) -> bool {
+        true
+    }
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<Vec<Metric>, ScenarioError>>;
 }
 
@@ -216,6 +220,10 @@ struct IdleMemory {
 impl Scenario for IdleMemory {
     fn name(&self) -> String {
         "memory".to_owned()
+    }
+
+    fn repeatable(&self) -> bool {
+        false
     }
 
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<Vec<Metric>, ScenarioError>> {
