@@ -114,17 +114,52 @@ impl Drop for ServerProcess {
 
 /// Summed resident set size (KiB) of `pid` and all its descendants.
 pub fn rss_tree_kib(pid: u32) -> Result<u64, ProcError> {
-    let own = rss_kib(pid).ok_or(ProcError::Gone(pid))?;
+    tree_sum(pid, rss_kib)
+}
+
+/// Summed user + system CPU seconds of `pid` and all its live descendants.
+pub fn cpu_secs_tree(pid: u32) -> Result<f64, ProcError> {
+    Ok(tree_sum(pid, cpu_ticks)? as f64 / clock_ticks_per_sec())
+}
+
+/// User + system CPU seconds of this (bench) process.
+pub fn cpu_secs_self() -> f64 {
+    cpu_ticks(std::process::id()).unwrap_or(0) as f64 / clock_ticks_per_sec()
+}
+
+/// `f(pid)` plus `f` of every descendant (descendants that vanish count 0).
+fn tree_sum(pid: u32, f: fn(u32) -> Option<u64>) -> Result<u64, ProcError> {
+    let mut total = f(pid).ok_or(ProcError::Gone(pid))?;
     let children = child_map();
-    let mut total = own;
     let mut stack = children.get(&pid).cloned().unwrap_or_default();
     while let Some(p) = stack.pop() {
-        total += rss_kib(p).unwrap_or(0);
+        total += f(p).unwrap_or(0);
         if let Some(c) = children.get(&p) {
             stack.extend_from_slice(c);
         }
     }
     Ok(total)
+}
+
+/// Fields of `/proc/<pid>/stat` after the parenthesised command name (state is index 0).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// utime + stime in clock ticks (stat fields 14 and 15).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let f = stat_fields(pid)?;
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    use nix::unistd::{sysconf, SysconfVar};
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0, // the Linux default USER_HZ
+    }
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -147,13 +182,7 @@ fn child_map() -> HashMap<u32, Vec<u32>> {
         else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised command name: state, ppid, …
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        let ppid = stat_fields(pid).and_then(|f| f.get(1)?.parse().ok());
         if let Some(ppid) = ppid {
             map.entry(ppid).or_default().push(pid);
         }
@@ -189,6 +218,7 @@ mod tests {
         let own = rss_kib(p.pid()).expect("own rss");
         let tree = rss_tree_kib(p.pid()).expect("tree rss");
         assert!(tree > own, "tree {tree} KiB should exceed own {own} KiB");
+        assert!(cpu_secs_tree(p.pid()).expect("cpu of a live tree") >= 0.0);
         p.stop();
         assert!(!p.running());
         assert!(rss_tree_kib(p.pid()).is_err());

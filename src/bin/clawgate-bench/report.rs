@@ -311,6 +311,10 @@ const METHOD: &str = r#"## Method
 - **Start → first `health`**: the bench spawns the server itself and retries connect + `health` every 1 ms
   while the port refuses connections and every 10 ms after a rejected attempt (the reference answers
   `UNAVAILABLE` / close 1013 while its sidecars start).
+- **CPU per operation**: user + system CPU seconds consumed inside the measuring window, from
+  `/proc/<pid>/stat` of the server process tree and of the bench itself, divided by the operations
+  counted. Less sensitive to other load on a shared machine than rates, and shows the client's share:
+  against the floor the client spends about as much CPU per round trip as the server.
 - **Memory**: summed `VmRSS` of the server process and its descendants from `/proc`. Idle RSS after a settle
   pause with no connection; per-connection = (RSS with 1,000 idle authenticated connections − RSS
   before) / 1,000, opened 16 handshakes at a time (below the reference's 32 pre-auth sockets per IP).

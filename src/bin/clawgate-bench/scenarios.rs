@@ -101,13 +101,31 @@ struct WorkerResult {
     errors: u64,
 }
 
-/// Waits for every worker and turns their merged results into rate, p50, p99 and error metrics.
+/// CPU seconds spent inside the measuring window: (server tree if its PID is known, this client).
+async fn window_cpu(pid: Option<u32>, win: Window) -> (Option<f64>, f64) {
+    let sample = || {
+        (
+            pid.and_then(|p| procinfo::cpu_secs_tree(p).ok()),
+            procinfo::cpu_secs_self(),
+        )
+    };
+    tokio::time::sleep_until(win.begin.into()).await;
+    let (s0, c0) = sample();
+    tokio::time::sleep_until(win.end.into()).await;
+    let (s1, c1) = sample();
+    (s0.zip(s1).map(|(a, b)| b - a), c1 - c0)
+}
+
+/// Waits for every worker and turns their merged results into rate, p50, p99, error and CPU
+/// metrics (CPU as microseconds per operation, server and client).
 async fn throughput_metrics(
     prefix: &str,
     label: &str,
     ctx: &Ctx,
+    win: Window,
     mut set: JoinSet<WorkerResult>,
 ) -> Result<Vec<Metric>, ScenarioError> {
+    let (server_cpu, client_cpu) = window_cpu(ctx.server_pid, win).await;
     let mut lat = Latencies::new();
     let mut errors = 0;
     while let Some(r) = set.join_next().await {
@@ -115,8 +133,27 @@ async fn throughput_metrics(
         lat.merge(&r.lat);
         errors += r.errors;
     }
+    let ops = lat.count().max(1) as f64;
     let mut m = rate_metrics(prefix, label, lat.count(), ctx.duration, &lat);
     m.push(errors_metric(prefix, label, errors));
+    if let Some(cpu) = server_cpu {
+        let l = format!("{label}: server CPU per op");
+        m.push(Metric::new(
+            format!("{prefix}.server_cpu_us"),
+            l,
+            cpu * 1e6 / ops,
+            "µs",
+            Better::Lower,
+        ));
+    }
+    let l = format!("{label}: bench client CPU per op");
+    m.push(Metric::new(
+        format!("{prefix}.client_cpu_us"),
+        l,
+        client_cpu * 1e6 / ops,
+        "µs",
+        Better::Lower,
+    ));
     Ok(m)
 }
 
@@ -139,7 +176,7 @@ impl Scenario for Handshakes {
                 set.spawn(handshake_worker(target, win));
             }
             let label = format!("connect→hello-ok, {} clients", self.clients);
-            throughput_metrics(&self.name(), &label, ctx, set).await
+            throughput_metrics(&self.name(), &label, ctx, win, set).await
         })
     }
 }
@@ -186,7 +223,7 @@ impl Scenario for RoundTrips {
                 set.spawn(rpc_worker(conn, self.method.clone(), win));
             }
             let label = format!("`{}` round trips, {} conn", self.method, self.conns);
-            throughput_metrics(&self.name(), &label, ctx, set).await
+            throughput_metrics(&self.name(), &label, ctx, win, set).await
         })
     }
 }
