@@ -10,6 +10,7 @@
 #   BENCH_ARGS    extra `clawgate-bench run` arguments for every server (e.g. "--duration 2")
 #   BENCH_DIR     where results and server logs go (target/bench/<UTC stamp>)
 #   BENCH_COMMAND how the report names the command that produced it
+#   BENCH_NOTE    one extra line for the report's server list (e.g. which commit clawgate was built from)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -90,6 +91,7 @@ for n in "${names[@]}"; do
   if [[ -f "$BENCH_DIR/$n.json" ]]; then results+=("$BENCH_DIR/$n.json"); else failed=1; fi
 done
 ((${#results[@]})) || { echo "no results; server logs in $BENCH_DIR" >&2; exit 1; }
+[[ -n "${BENCH_NOTE:-}" ]] && notes+=("$BENCH_NOTE")
 note_args=()
 for n in "${notes[@]}"; do note_args+=(--note "$n"); done
 "$BENCH_BIN" report --out "$report" --command "$BENCH_COMMAND" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \

@@ -96,7 +96,7 @@ struct RunArgs {
     #[arg(long)]
     out_dir: Option<PathBuf>,
     /// Rounds of interleaved throughput scenarios; each metric is the median over rounds.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Seconds to wait for the first successful `health`.
     #[arg(long, default_value_t = 120.0)]

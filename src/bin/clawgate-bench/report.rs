@@ -185,11 +185,7 @@ fn table(runs: &[RunResult], meta: &ReportMeta) -> String {
             let r = metric(a, &k.key)
                 .zip(metric(b, &k.key))
                 .and_then(|(x, y)| (y.value != 0.0).then(|| x.value / y.value));
-            let _ = write!(
-                out,
-                " {} |",
-                r.map(|r| format!("{r:.2}×")).unwrap_or_else(|| "—".into())
-            );
+            let _ = write!(out, " {} |", r.map(fmt_ratio).unwrap_or_else(|| "—".into()));
         }
         out.push('\n');
     }
@@ -207,33 +203,53 @@ fn targets(runs: &[RunResult], meta: &ReportMeta) -> String {
         return format!("`{}` was not measured in this run.\n", meta.subject);
     };
     let base = find(runs, &meta.baseline);
-    let mut out = String::from("| Target | Measured | Met |\n| --- | ---: | :---: |\n");
+    let mut out = format!(
+        "| Target | {} | {} | Met |\n| --- | ---: | ---: | :---: |\n",
+        meta.subject, meta.baseline
+    );
     for t in TARGETS {
+        let base_metric = base.and_then(|b| metric(b, t.key));
+        let base_shown = base_metric.map(|b| fmt_value(b.value, &b.unit) + " " + &b.unit);
+        let base_shown = base_shown.unwrap_or_else(|| "—".into());
         let Some(m) = metric(subject, t.key) else {
-            let _ = writeln!(out, "| {} | — | not measured |", t.text);
+            let _ = writeln!(out, "| {} | — | {base_shown} | not measured |", t.text);
             continue;
         };
-        let (shown, met) = match t.check {
-            Check::AtMost(max) => (
-                fmt_value(m.value, &m.unit) + " " + &m.unit,
-                Some(m.value <= max),
-            ),
-            Check::FractionOfBaseline(f) => match base.and_then(|b| metric(b, t.key)) {
-                Some(b) if b.value > 0.0 => (
-                    format!("{:.0}% of floor", 100.0 * m.value / b.value),
-                    Some(m.value >= f * b.value),
+        let shown = fmt_value(m.value, &m.unit) + " " + &m.unit;
+        let (shown, met) = match (&t.check, base_metric) {
+            (Check::AtMost(max), _) => (shown, Some(m.value <= *max)),
+            (Check::FractionOfBaseline(f), Some(b)) if b.value > 0.0 => (
+                format!(
+                    "{shown} ({:.0}% of {})",
+                    100.0 * m.value / b.value,
+                    meta.baseline
                 ),
-                _ => (fmt_value(m.value, &m.unit), None),
-            },
+                Some(m.value >= f * b.value),
+            ),
+            (Check::FractionOfBaseline(_), _) => (shown, None),
         };
         let met = match met {
             Some(true) => "yes",
             Some(false) => "**no**",
             None => "no baseline",
         };
-        let _ = writeln!(out, "| {} | {} | {} |", t.text, shown, met);
+        let _ = writeln!(out, "| {} | {shown} | {base_shown} | {met} |", t.text);
     }
+    out.push_str(
+        "\nAbsolute targets are shown next to the floor's own value: where the floor misses an absolute \
+         target too, the machine (load, core count) rather than the server is the limit.\n",
+    );
     out
+}
+
+/// Ratios with three significant digits, so 1/250 shows as 0.00400× rather than 0.00×.
+fn fmt_ratio(r: f64) -> String {
+    if r == 0.0 || r.abs() >= 0.1 {
+        format!("{r:.2}×")
+    } else {
+        let decimals = (2.0 - r.abs().log10().floor()) as usize;
+        format!("{r:.decimals$}×")
+    }
 }
 
 fn fmt_value(v: f64, unit: &str) -> String {
@@ -303,7 +319,7 @@ const METHOD: &str = r#"## Method
 - **Round trips** are closed-loop ping-pong: every connection has exactly one request in flight; after a
   warm-up (default 0.5 s) every request started in the measuring window (default 2 s) is counted and its
   latency (send → matching `res`) recorded in an HDR histogram. Rate = recorded round trips / window.
-- **Interleaving**: all servers run at once (idle while not measured); for each round (default 3) each
+- **Interleaving**: all servers run at once (idle while not measured); for each round (default 5) each
   scenario runs against each server in turn, so every ratio compares measurements taken seconds apart
   under the same machine load. Each number is the median over rounds (error counts: the maximum).
 - **Handshakes**: N parallel clients each loop TCP connect → `hello-ok` → close frame (no status code, like
