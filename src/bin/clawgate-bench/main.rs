@@ -251,7 +251,7 @@ async fn run_cmd(mut a: RunArgs, threads: usize) -> Result<()> {
         only: a.only,
         client_threads: threads,
     };
-    let results = run::run(spec).await?;
+    let results = run::run(spec).await;
     if let Some(dir) = &a.out_dir {
         std::fs::create_dir_all(dir)?;
         for r in &results {
@@ -270,5 +270,14 @@ async fn run_cmd(mut a: RunArgs, threads: usize) -> Result<()> {
         (None, None) => println!("{json}"),
         (None, Some(_)) => {}
     }
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.start_error.clone())
+        .collect();
+    anyhow::ensure!(
+        failed.is_empty(),
+        "servers that did not start: {}",
+        failed.join("; ")
+    );
     Ok(())
 }

@@ -97,12 +97,20 @@ pub fn render(runs: &[RunResult], meta: &ReportMeta) -> String {
         meta.subject,
         targets(runs, meta)
     );
-    let failures: Vec<String> = runs
+    let mut failures: Vec<String> = runs
         .iter()
-        .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.name)))
+        .filter_map(|r| {
+            r.start_error
+                .as_ref()
+                .map(|e| format!("- did not start: {e}"))
+        })
         .collect();
+    let scenario_failures = runs
+        .iter()
+        .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.name)));
+    failures.extend(scenario_failures);
     if !failures.is_empty() {
-        let _ = writeln!(md, "## Scenario failures\n\n{}\n", failures.join("\n"));
+        let _ = writeln!(md, "## Failures\n\n{}\n", failures.join("\n"));
     }
     md.push_str(METHOD);
     md

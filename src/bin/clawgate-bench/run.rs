@@ -84,6 +84,9 @@ pub struct RunResult {
     pub metrics: Vec<Metric>,
     /// Scenario failures and other remarks, shown under the table.
     pub notes: Vec<String>,
+    /// Set when the server could not be started or never answered `health`; no scenario ran.
+    #[serde(default)]
+    pub start_error: Option<String>,
 }
 
 /// A server being measured: its result so far, per-round samples, and the process if spawned.
@@ -95,12 +98,17 @@ struct Live {
     process: Option<ServerProcess>,
 }
 
-pub async fn run(spec: RunSpec) -> Result<Vec<RunResult>, RunError> {
+pub async fn run(spec: RunSpec) -> Vec<RunResult> {
     let nofile_limit = procinfo::raise_nofile_limit();
     let mut live = Vec::new();
     for server in &spec.servers {
-        // On error, the servers already in `live` are stopped by `ServerProcess::drop`.
-        live.push(start(server, &spec, nofile_limit).await?);
+        let mut l = Live::new(server, &spec, nofile_limit);
+        if let Err(e) = l.start(server, &spec).await {
+            warn!(server = %server.name, error = %e, "server did not start; skipping it");
+            l.result.start_error = Some(e.to_string());
+            l.process = None; // dropping stops it
+        }
+        live.push(l);
     }
     let plan = scenarios::plan(
         spec.idle_conns,
@@ -115,7 +123,7 @@ pub async fn run(spec: RunSpec) -> Result<Vec<RunResult>, RunError> {
             if round > 0 && !scenario.repeatable() {
                 continue;
             }
-            for l in &mut live {
+            for l in live.iter_mut().filter(|l| l.result.start_error.is_none()) {
                 let name = scenario.name();
                 info!(server = %l.result.name, scenario = %name, round, "running");
                 match scenario.run(&l.ctx).await {
@@ -139,82 +147,83 @@ pub async fn run(spec: RunSpec) -> Result<Vec<RunResult>, RunError> {
         l.result.rounds = spec.rounds.max(1);
         results.push(l.result);
     }
-    Ok(results)
-}
-
-/// Starts (if asked) and measures one server's startup and idle RSS.
-async fn start(server: &ServerSpec, spec: &RunSpec, nofile_limit: u64) -> Result<Live, RunError> {
-    let target = Target {
-        url: server.url.clone(),
-        token: spec.token.clone(),
-        io_timeout: spec.io_timeout,
-    };
-    let mut l = Live {
-        result: RunResult {
-            name: server.name.clone(),
-            url: server.url.clone(),
-            command: server.describe.clone().or_else(|| server.spawn.clone()),
-            client_threads: spec.client_threads,
-            nofile_limit,
-            loadavg: loadavg(),
-            rounds: 0,
-            metrics: Vec::new(),
-            notes: Vec::new(),
-        },
-        ctx: Ctx {
-            target,
-            server_pid: server.pid,
-            warmup: spec.warmup,
-            duration: spec.duration,
-            settle: spec.settle,
-        },
-        samples: BTreeMap::new(),
-        order: Vec::new(),
-        process: None,
-    };
-    if let Some(cmd) = &server.spawn {
-        let started = Instant::now();
-        let mut proc = ServerProcess::spawn(cmd, server.log.as_deref())?;
-        l.ctx.server_pid = Some(proc.pid());
-        let ms = wait_first_health(
-            &server.name,
-            &l.ctx.target,
-            &mut proc,
-            started,
-            spec.start_deadline,
-        )
-        .await?;
-        info!(server = %server.name, ms, "first successful health");
-        l.process = Some(proc);
-        let label = "process start → first successful `health`";
-        l.add(vec![Metric::new(
-            "startup.first_health_ms",
-            label,
-            ms,
-            "ms",
-            Better::Lower,
-        )]);
-    }
-    if let Some(pid) = l.ctx.server_pid {
-        tokio::time::sleep(spec.settle).await;
-        match procinfo::rss_tree_kib(pid) {
-            Ok(kib) => {
-                let mb = kib as f64 * 1024.0 / 1e6;
-                l.add(vec![Metric::new(
-                    "memory.idle_rss_mb",
-                    "server idle RSS (no connections)",
-                    mb,
-                    "MB",
-                    Better::Lower,
-                )]);
-            }
-            Err(e) => l.result.notes.push(format!("idle RSS: {e}")),
-        }
-    }
-    Ok(l)
+    results
 }
 
 impl Live {
+    fn new(server: &ServerSpec, spec: &RunSpec, nofile_limit: u64) -> Self {
+        let target = Target {
+            url: server.url.clone(),
+            token: spec.token.clone(),
+            io_timeout: spec.io_timeout,
+        };
+        Live {
+            result: RunResult {
+                name: server.name.clone(),
+                url: server.url.clone(),
+                command: server.describe.clone().or_else(|| server.spawn.clone()),
+                client_threads: spec.client_threads,
+                nofile_limit,
+                loadavg: loadavg(),
+                rounds: 0,
+                metrics: Vec::new(),
+                notes: Vec::new(),
+                start_error: None,
+            },
+            ctx: Ctx {
+                target,
+                server_pid: server.pid,
+                warmup: spec.warmup,
+                duration: spec.duration,
+                settle: spec.settle,
+            },
+            samples: BTreeMap::new(),
+            order: Vec::new(),
+            process: None,
+        }
+    }
+
+    /// Starts the server (if asked) and measures its startup time and idle RSS.
+    async fn start(&mut self, server: &ServerSpec, spec: &RunSpec) -> Result<(), RunError> {
+        if let Some(cmd) = &server.spawn {
+            let started = Instant::now();
+            let mut proc = ServerProcess::spawn(cmd, server.log.as_deref())?;
+            self.ctx.server_pid = Some(proc.pid());
+            let deadline = spec.start_deadline;
+            let ms =
+                wait_first_health(&server.name, &self.ctx.target, &mut proc, started, deadline)
+                    .await?;
+            info!(server = %server.name, ms, "first successful health");
+            self.process = Some(proc);
+            let label = "process start → first successful `health`";
+            self.add(vec![Metric::new(
+                "startup.first_health_ms",
+                label,
+                ms,
+                "ms",
+                Better::Lower,
+            )]);
+        }
+        if let Some(pid) = self.ctx.server_pid {
+            tokio::time::sleep(spec.settle).await;
+            match procinfo::rss_tree_kib(pid) {
+                Ok(kib) => {
+                    let mb = kib as f64 * 1024.0 / 1e6;
+                    let label = "server idle RSS (no connections)";
+                    self.add(vec![Metric::new(
+                        "memory.idle_rss_mb",
+                        label,
+                        mb,
+                        "MB",
+                        Better::Lower,
+                    )]);
+                }
+                Err(e) => self.result.notes.push(format!("idle RSS: {e}")),
+            }
+        }
+        Ok(())
+    }
+
     fn add(&mut self, metrics: Vec<Metric>) {
         for m in metrics {
             let entry = self.samples.entry(m.key.clone()).or_insert_with(|| {
