@@ -186,17 +186,16 @@ async fn serve_floor(listen: &str) -> Result<()> {
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
     let shutdown = CancellationToken::new();
-    let trigger = shutdown.clone();
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-        trigger.cancel();
-    });
-    floor::serve(listener, shutdown).await?;
+    let serve = floor::serve(listener, shutdown.clone());
+    tokio::pin!(serve);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = &mut serve => return Ok(r?),
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    shutdown.cancel();
+    serve.await?;
     Ok(())
 }
 

@@ -165,38 +165,9 @@ fn table(runs: &[RunResult], meta: &ReportMeta) -> String {
         rule.push_str(" ---: |");
     }
     let _ = write!(out, "\n{rule}\n");
-    let mut hidden_errors = 0;
-    for k in keys {
-        let values: Vec<Option<f64>> = runs
-            .iter()
-            .map(|r| metric(r, &k.key).map(|m| m.value))
-            .collect();
-        if k.key.ends_with(".errors") && values.iter().all(|v| v.unwrap_or(0.0) == 0.0) {
-            hidden_errors += 1;
-            continue;
-        }
-        let _ = write!(
-            out,
-            "| {} ({}) |",
-            k.label,
-            if k.unit.is_empty() { "count" } else { &k.unit }
-        );
-        for v in &values {
-            let _ = write!(
-                out,
-                " {} |",
-                v.map(|v| fmt_value(v, &k.unit))
-                    .unwrap_or_else(|| "—".into())
-            );
-        }
-        for (a, b) in &cols {
-            let r = metric(a, &k.key)
-                .zip(metric(b, &k.key))
-                .and_then(|(x, y)| (y.value != 0.0).then(|| x.value / y.value));
-            let _ = write!(out, " {} |", r.map(fmt_ratio).unwrap_or_else(|| "—".into()));
-        }
-        out.push('\n');
-    }
+    let rows: Vec<Option<String>> = keys.iter().map(|k| table_row(k, runs, &cols)).collect();
+    let hidden_errors = rows.iter().filter(|r| r.is_none()).count();
+    out.extend(rows.into_iter().flatten());
     if hidden_errors > 0 {
         let _ = write!(
             out,
@@ -204,6 +175,31 @@ fn table(runs: &[RunResult], meta: &ReportMeta) -> String {
         );
     }
     out
+}
+
+/// One table line for metric `k`; `None` for an error-count row that is zero everywhere.
+fn table_row(k: &Metric, runs: &[RunResult], cols: &[(&RunResult, &RunResult)]) -> Option<String> {
+    let values: Vec<Option<f64>> = runs
+        .iter()
+        .map(|r| metric(r, &k.key).map(|m| m.value))
+        .collect();
+    if k.key.ends_with(".errors") && values.iter().all(|v| v.unwrap_or(0.0) == 0.0) {
+        return None;
+    }
+    let unit = if k.unit.is_empty() { "count" } else { &k.unit };
+    let mut out = format!("| {} ({unit}) |", k.label);
+    for v in &values {
+        let shown = v.map(|v| fmt_value(v, &k.unit));
+        let _ = write!(out, " {} |", shown.unwrap_or_else(|| "—".into()));
+    }
+    for (a, b) in cols {
+        let r = metric(a, &k.key)
+            .zip(metric(b, &k.key))
+            .and_then(|(x, y)| (y.value != 0.0).then(|| x.value / y.value));
+        let _ = write!(out, " {} |", r.map(fmt_ratio).unwrap_or_else(|| "—".into()));
+    }
+    out.push('\n');
+    Some(out)
 }
 
 fn targets(runs: &[RunResult], meta: &ReportMeta) -> String {
