@@ -78,6 +78,15 @@ fn check_result(result: &serde_json::Value) {
     ] {
         assert!(value(result, key) > 0.0, "{key} should be positive");
     }
+    let rate = result["metrics"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["key"] == "rpc.health.c16.rate"))
+        .expect("rate metric");
+    assert_eq!(
+        rate["samples"].as_array().map(Vec::len),
+        Some(2),
+        "one sample per round"
+    );
     for key in [
         "handshake.c8.errors",
         "rpc.health.c16.errors",

@@ -6,8 +6,8 @@
 //! e.g. the reference's 1013 `gateway starting`). Idle RSS is read after a settle pause with no
 //! bench connection open. Then the scenarios run **interleaved**: for each round, each scenario runs
 //! against each server in turn, so servers are compared under the same (shared-machine) conditions;
-//! each metric is the median over rounds (errors: the maximum). Spawned servers are stopped by PID
-//! before `run` returns, whatever happened.
+//! each metric is the median over rounds (errors: the maximum), with the per-round values kept in
+//! `samples`. Spawned servers are stopped by PID before `run` returns, whatever happened.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -240,13 +240,23 @@ impl Live {
             let Some((m, values)) = self.samples.get_mut(key) else {
                 continue;
             };
+            // Samples stay in round order in the JSON; the median comes from a sorted copy.
+            let samples = if values.len() > 1 {
+                values.clone()
+            } else {
+                Vec::new()
+            };
             values.sort_by(f64::total_cmp);
             let value = if key.ends_with(".errors") {
                 values.last().copied().unwrap_or(0.0)
             } else {
                 values[values.len() / 2]
             };
-            self.result.metrics.push(Metric { value, ..m.clone() });
+            self.result.metrics.push(Metric {
+                value,
+                samples,
+                ..m.clone()
+            });
         }
     }
 }

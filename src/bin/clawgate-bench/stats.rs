@@ -69,6 +69,9 @@ pub struct Metric {
     pub value: f64,
     pub unit: String,
     pub better: Better,
+    /// Per-round values `value` was aggregated from (empty for single measurements).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<f64>,
 }
 
 impl Metric {
@@ -85,6 +88,7 @@ impl Metric {
             value,
             unit: unit.to_owned(),
             better,
+            samples: Vec::new(),
         }
     }
 }
