@@ -325,7 +325,10 @@ const METHOD: &str = r#"## Method
   latency (send → matching `res`) recorded in an HDR histogram. Rate = recorded round trips / window.
 - **Interleaving**: all servers run at once (idle while not measured); for each round (default 5) each
   scenario runs against each server in turn, so every ratio compares measurements taken seconds apart
-  under the same machine load. Each number is the median over rounds (error counts: the maximum).
+  under the same machine load. Each number is the median over rounds (error counts: the maximum); the
+  per-round values are in the `samples` of the JSON results next to the server logs. On a shared VM,
+  single rounds occasionally cost 3–4× the CPU per operation for client and server alike (a noisy
+  neighbour), which the median absorbs; 1-connection ping-pong is the most sensitive to it.
 - **Handshakes**: N parallel clients each loop TCP connect → `hello-ok` → close frame (no status code, like
   the real CLI); latency is TCP connect start → `hello-ok` received.
 - **Start → first `health`**: the bench spawns the server itself and retries connect + `health` every 1 ms
