@@ -23,9 +23,15 @@ oc_installed() { [[ -x "$OC_NODE_BIN/node" && -f "$OC_MJS" ]]; }
 
 oc_version() { PATH="$OC_NODE_BIN:$PATH" node -p "require('$OC_DIR/node_modules/openclaw/package.json').version"; }
 
-# free_port: ask the kernel for an unused loopback TCP port.
+# free_port: ask the kernel for an unused loopback TCP port (through the bench binary when it is
+# built, else through the reference install's Node).
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  if [[ -x "${BENCH_BIN:-}" ]]; then
+    "$BENCH_BIN" free-port
+  else
+    PATH="$OC_NODE_BIN:$PATH" node -e \
+      'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+  fi
 }
 
 # reference_cmd DIR PORT TOKEN: print the command line (for --spawn) that runs the reference gateway

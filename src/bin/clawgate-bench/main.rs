@@ -43,6 +43,8 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Print a free loopback TCP port (for scripts).
+    FreePort,
     /// Run all scenarios against one gateway and print (or write) a JSON result.
     Run(RunArgs),
     /// Render results of one run as a Markdown table with ratios.
@@ -145,6 +147,11 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     match cli.cmd {
+        Cmd::FreePort => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+            println!("{}", l.local_addr()?.port());
+            Ok(())
+        }
         Cmd::Floor { listen } => rt.block_on(serve_floor(&listen)),
         Cmd::Run(args) => rt.block_on(run_cmd(args, threads)),
         Cmd::Report {

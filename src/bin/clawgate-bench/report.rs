@@ -346,3 +346,82 @@ const METHOD: &str = r#"## Method
   buffer. It is the most this client can measure on this machine, so throughput targets are ratios to it.
 - Client and server share the machine's cores; only one server is under load at any moment.
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Better;
+
+    fn result(name: &str, metrics: &[(&str, f64, &str)]) -> RunResult {
+        RunResult {
+            name: name.into(),
+            url: "ws://127.0.0.1:1".into(),
+            command: None,
+            client_threads: 1,
+            nofile_limit: 1024,
+            loadavg: String::new(),
+            rounds: 1,
+            metrics: metrics
+                .iter()
+                .map(|(k, v, u)| Metric::new(*k, *k, *v, u, Better::Higher))
+                .collect(),
+            notes: Vec::new(),
+            start_error: None,
+        }
+    }
+
+    #[test]
+    fn numbers_are_formatted_for_reading() {
+        assert_eq!(fmt_ratio(1.0 / 250.0), "0.00400×");
+        assert_eq!(fmt_ratio(0.75), "0.75×");
+        assert_eq!(fmt_ratio(2459.6), "2459.60×");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(-999), "-999");
+        assert_eq!(fmt_value(12_345.4, "/s"), "12,345");
+        assert_eq!(fmt_value(1.23456, "ms"), "1.235");
+    }
+
+    #[test]
+    fn targets_are_checked_against_the_floor_and_absolute_limits() {
+        let runs = [
+            result(
+                "floor",
+                &[
+                    ("handshake.c8.rate", 1000.0, "/s"),
+                    ("memory.per_conn_kib", 8.0, "KiB"),
+                ],
+            ),
+            result(
+                "clawgate",
+                &[
+                    ("handshake.c8.rate", 700.0, "/s"),
+                    ("memory.per_conn_kib", 9.5, "KiB"),
+                ],
+            ),
+        ];
+        let meta = ReportMeta {
+            baseline: "floor".into(),
+            subject: "clawgate".into(),
+            command: "test".into(),
+            date: "today".into(),
+            notes: Vec::new(),
+        };
+        let t = targets(&runs, &meta);
+        assert!(t.contains("| handshakes/s (8 clients) ≥ 75% of floor | 700 /s (70% of floor) | 1,000 /s | **no** |"), "{t}");
+        assert!(
+            t.contains(
+                "| ≤ 10 KiB per idle authenticated connection | 9.500 KiB | 8.000 KiB | yes |"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("| idle RSS ≤ 20 MB | — | — | not measured |"),
+            "{t}"
+        );
+        let table = table(&runs, &meta);
+        assert!(
+            table.contains("| handshake.c8.rate (/s) | 1,000 | 700 | 0.70× |"),
+            "{table}"
+        );
+    }
+}
