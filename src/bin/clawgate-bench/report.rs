@@ -310,42 +310,8 @@ fn machine_info() -> String {
     )
 }
 
-const METHOD: &str = r#"## Method
-
-- **Client** (`src/bin/clawgate-bench/`): Rust, tokio multi-threaded runtime, `tokio-tungstenite` 0.30 with a
-  16 KiB read buffer and `TCP_NODELAY`. Handshake: WebSocket upgrade → wait for the `connect.challenge` event
-  (substring check) → send a device-less token `connect` (`client.id=cli`, `mode=cli`, `operator.read`) → wait
-  for the `res` with id `1`.
-- **Per message** the client formats one ~60-byte request (`{"type":"req","id":"N","method":…,"params":{}}`)
-  and classifies each inbound text frame by comparing its prefix with `{"type":"res","id":"N","ok":true`
-  (frames starting with `{"type":"event"` are skipped); only a frame with another field order falls back
-  to a borrowing serde decode of the top-level `type`/`id`/`ok` fields. No JSON tree is built.
-- **Round trips** are closed-loop ping-pong: every connection has exactly one request in flight; after a
-  warm-up (default 0.5 s) every request started in the measuring window (default 2 s) is counted and its
-  latency (send → matching `res`) recorded in an HDR histogram. Rate = recorded round trips / window.
-- **Interleaving**: all servers run at once (idle while not measured); for each round (default 5) each
-  scenario runs against each server in turn, so every ratio compares measurements taken seconds apart
-  under the same machine load. Each number is the median over rounds (error counts: the maximum); the
-  per-round values are in the `samples` of the JSON results next to the server logs. On a shared VM,
-  single rounds occasionally cost 3–4× the CPU per operation for client and server alike (a noisy
-  neighbour), which the median absorbs; 1-connection ping-pong is the most sensitive to it.
-- **Handshakes**: N parallel clients each loop TCP connect → `hello-ok` → close frame (no status code, like
-  the real CLI); latency is TCP connect start → `hello-ok` received.
-- **Start → first `health`**: the bench spawns the server itself and retries connect + `health` every 1 ms
-  while the port refuses connections and every 10 ms after a rejected attempt (the reference answers
-  `UNAVAILABLE` / close 1013 while its sidecars start).
-- **CPU per operation**: user + system CPU seconds consumed inside the measuring window, from
-  `/proc/<pid>/stat` of the server process tree and of the bench itself, divided by the operations
-  counted. Less sensitive to other load on a shared machine than rates, and shows the client's share:
-  against the floor the client spends about as much CPU per round trip as the server.
-- **Memory**: summed `VmRSS` of the server process and its descendants from `/proc`. Idle RSS after a settle
-  pause with no connection; per-connection = (RSS with 1,000 idle authenticated connections − RSS
-  before) / 1,000, opened 16 handshakes at a time (below the reference's 32 pre-auth sockets per IP).
-- **Floor**: `clawgate-bench floor`, a protocol-shaped server in the same binary: canned
-  `connect.challenge`, canned `hello-ok`, canned `res` echoing the id; no auth, no JSON parsing, 4 KiB read
-  buffer. It is the most this client can measure on this machine, so throughput targets are ratios to it.
-- Client and server share the machine's cores; only one server is under load at any moment.
-"#;
+/// The "Method" section: what the client does per message and how each number is measured.
+const METHOD: &str = include_str!("method.md");
 
 #[cfg(test)]
 mod tests {
