@@ -97,7 +97,7 @@ struct RunArgs {
     /// Write one NAME.json per server into this directory.
     #[arg(long)]
     out_dir: Option<PathBuf>,
-    /// Rounds of interleaved throughput scenarios; each metric is the median over rounds.
+    /// Rounds of interleaved throughput scenarios; each metric is the best round.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Seconds to wait for the first successful `health`.

@@ -6,8 +6,7 @@
 //! e.g. the reference's 1013 `gateway starting`). Idle RSS is read after a settle pause with no
 //! bench connection open. Then the scenarios run **interleaved**: for each round, each scenario runs
 //! against each server in turn, so servers are compared under the same (shared-machine) conditions;
-//! each metric is the median over rounds (errors: the maximum), with the per-round values kept in
-//! `samples`. Spawned servers are stopped by PID before `run` returns, whatever happened.
+//! each metric is the best round (errors: the worst), with the per-round values kept in `samples`. Spawned servers are stopped by PID before `run` returns, whatever happened.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -234,30 +233,42 @@ impl Live {
         }
     }
 
-    /// One metric per key: the median over rounds (the maximum for error counts).
+    /// One metric per key from its per-round values (see `aggregate`).
     fn finish(&mut self) {
         for key in &self.order {
             let Some((m, values)) = self.samples.get_mut(key) else {
                 continue;
             };
-            // Samples stay in round order in the JSON; the median comes from a sorted copy.
+            // Samples stay in round order in the JSON; `aggregate` gets a sorted copy.
             let samples = if values.len() > 1 {
                 values.clone()
             } else {
                 Vec::new()
             };
             values.sort_by(f64::total_cmp);
-            let value = if key.ends_with(".errors") {
-                values.last().copied().unwrap_or(0.0)
-            } else {
-                values[values.len() / 2]
-            };
+            let value = aggregate(key, m.better, values);
             self.result.metrics.push(Metric {
                 value,
                 samples,
                 ..m.clone()
             });
         }
+    }
+}
+
+/// Combines per-round values (sorted ascending, non-empty): error counts take the worst round;
+/// every other metric the best round (highest rate, lowest latency or CPU). Interference from other
+/// work on the machine only ever makes a round worse, so the best round is the closest to what the
+/// server can do, and comparing best with best keeps ratios stable (the reasoning behind Python's
+/// `timeit` reporting the minimum). All values stay in `samples`.
+fn aggregate(key: &str, better: Better, sorted: &[f64]) -> f64 {
+    let (lowest, highest) = (sorted[0], sorted[sorted.len() - 1]);
+    if key.ends_with(".errors") {
+        return highest;
+    }
+    match better {
+        Better::Higher => highest,
+        Better::Lower => lowest,
     }
 }
 
