@@ -27,7 +27,7 @@ test: deps
 deps: $(DEPS_TARGETS)
 
 test-rust:
-	$(CARGO) test --release --all-targets
+	CLAWGATE_REQUIRE_INTEROP=1 CLAWGATE_REQUIRE_TESTNET=1 OPENCLAW_PEER_DIR=$(CACHE_DIR)/oc $(CARGO) test --release --all-targets
 
 lint:
 	$(CARGO) fmt --check

@@ -1,2 +1,6 @@
+//! The `clawgate` binary.
 #![forbid(unsafe_code)]
-fn main() {}
+
+fn main() {
+    std::process::exit(clawgate::cli::main());
+}

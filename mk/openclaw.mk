@@ -1,0 +1,10 @@
+# The real OpenClaw CLI as an interop peer (spec/peers.md §2).
+DEPS_TARGETS += deps-openclaw
+
+.PHONY: deps-openclaw interop
+deps-openclaw:
+	bash scripts/install-openclaw.sh
+
+## make interop: the real OpenClaw CLI against clawgate.
+interop: deps-openclaw
+	CLAWGATE_REQUIRE_INTEROP=1 OPENCLAW_PEER_DIR=$(CACHE_DIR)/oc $(CARGO) test --release --test interop_openclaw -- --test-threads=2

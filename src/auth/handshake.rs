@@ -1,0 +1,232 @@
+//! The admission decision for a validated `connect` (protocol.md §8): origin,
+//! rate limit, device proof, shared secret, device-less rules and the scopes the
+//! connection ends up with. No I/O; the rate limiter is the only shared state.
+//!
+//! Invariants: a device proof, when present, is always verified (never skipped
+//! because another credential is present); credential presence never counts as
+//! validity; scopes are never wider than requested.
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::ratelimit::{client_key, RateLimiter};
+use super::{origin, secret_eq, AuthFailure, AuthMethod, Locality, Transport};
+use crate::config::{AuthMode, AuthSettings};
+use crate::pairing::TokenCheck;
+use crate::protocol::connect::{Connect, ConnectAuth, Role};
+use crate::protocol::errors::{Rejection, WireError};
+use crate::protocol::signature::{self, ProofContext, VerifiedDevice};
+
+/// Rate-limit scope for shared-secret failures.
+pub const SCOPE_SHARED: &str = "shared-secret";
+
+/// A successful admission.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub role: Role,
+    pub scopes: Vec<String>,
+    pub method: AuthMethod,
+    pub device: Option<VerifiedDevice>,
+    pub locality: Locality,
+}
+
+/// Checks a device token against the pairing store: (device, role, token, requested scopes).
+pub type TokenChecker<'a> =
+    &'a (dyn Fn(&VerifiedDevice, &str, &str, &[String]) -> TokenCheck + Sync);
+
+/// Inputs of the decision.
+pub struct Input<'a> {
+    pub tokens: TokenChecker<'a>,
+    pub connect: &'a Connect,
+    pub transport: &'a Transport,
+    pub auth: &'a AuthSettings,
+    pub allowed_origins: &'a [String],
+    pub issued_nonce: &'a str,
+    pub now_ms: i64,
+    pub now: Instant,
+}
+
+/// Decides whether the connection is admitted and with which scopes.
+pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rejection> {
+    let t = input.transport;
+    if let Some(o) = &t.origin {
+        if !origin::origin_allowed(o, t.host.as_deref(), input.allowed_origins) {
+            return Err(origin_rejection());
+        }
+    }
+    let key = client_key(t.peer, t.origin.as_deref());
+    let exempt = input.auth.rate_limit.exempt_loopback && t.is_direct_local() && t.origin.is_none();
+    if !exempt {
+        if let Err(l) = limiter.check(SCOPE_SHARED, &key, input.now) {
+            let ms = l.retry_after.as_millis() as u64;
+            return Err(AuthFailure::RateLimited { retry_after_ms: ms }.rejection(false, "none"));
+        }
+    }
+    let c = input.connect;
+    let auth = c.auth();
+    let device = match &c.params.device {
+        Some(proof) => Some(signature::verify(
+            proof,
+            &ProofContext {
+                params: &c.params,
+                role: c.role,
+                auth: &auth,
+                issued_nonce: input.issued_nonce,
+                now_ms: input.now_ms,
+            },
+        )?),
+        None => None,
+    };
+    let method = match authenticate(input, &auth, device.as_ref()) {
+        Ok(m) => {
+            limiter.record_success(SCOPE_SHARED, &key);
+            m
+        }
+        Err((f, can_retry)) => {
+            if f.counts() && !exempt {
+                limiter.record_failure(SCOPE_SHARED, &key, input.now);
+            }
+            return Err(f.rejection(can_retry, auth.provided()));
+        }
+    };
+    if c.role == Role::Node && device.is_none() {
+        return Err(Rejection::policy(
+            WireError::new(
+                crate::protocol::errors::ErrorCode::NotPaired,
+                "device identity required",
+            )
+            .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"})),
+        ));
+    }
+    let is_cli = c.client().id == "cli" && c.client().mode == "cli";
+    let locality = t.locality(method != AuthMethod::None, is_cli);
+    let scopes = effective_scopes(c, locality, method);
+    Ok(Admission {
+        role: c.role,
+        scopes,
+        method,
+        device,
+        locality,
+    })
+}
+
+/// Primary credential, then bootstrap, then device token (protocol.md §8.2).
+/// `Err` carries the failure and `canRetryWithDeviceToken`.
+fn authenticate(
+    input: &Input<'_>,
+    auth: &ConnectAuth,
+    device: Option<&VerifiedDevice>,
+) -> Result<AuthMethod, (AuthFailure, bool)> {
+    let primary = check_shared(input.auth, auth);
+    if primary.is_ok() && input.auth.mode != AuthMode::None {
+        return primary.map_err(|f| (f, false));
+    }
+    let Some(dev) = device else {
+        return primary.map_err(|f| (f, false));
+    };
+    let has_shared = auth.token.is_some() || auth.password.is_some();
+    if auth.bootstrap_token.is_some() && !has_shared && auth.device_token.is_none() {
+        return Ok(AuthMethod::BootstrapToken);
+    }
+    let role = input.connect.role.as_str();
+    let scopes = input.connect.scopes();
+    if let Some(dt) = auth
+        .device_token
+        .as_deref()
+        .or(auth.token.as_deref())
+        .filter(|t| !t.is_empty())
+    {
+        match (input.tokens)(dev, role, dt, scopes) {
+            TokenCheck::Valid => return Ok(AuthMethod::DeviceToken),
+            TokenCheck::ScopeMismatch => return Err((AuthFailure::ScopeMismatch, false)),
+            TokenCheck::Mismatch if auth.device_token.is_some() => {
+                return Err((AuthFailure::DeviceTokenMismatch, false))
+            }
+            TokenCheck::Mismatch => {}
+        }
+    }
+    primary.map_err(|f| {
+        let can_retry =
+            f == AuthFailure::TokenMismatch && auth.token.is_some() && auth.device_token.is_none();
+        (f, can_retry)
+    })
+}
+
+fn origin_rejection() -> Rejection {
+    let error = WireError::invalid("origin not allowed")
+        .with_details(json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED"}));
+    Rejection::policy(error)
+}
+
+/// Shared-secret check for the configured mode.
+pub fn check_shared(
+    cfg: &AuthSettings,
+    offered: &crate::protocol::connect::ConnectAuth,
+) -> Result<AuthMethod, AuthFailure> {
+    match cfg.mode {
+        AuthMode::None => Ok(AuthMethod::None),
+        AuthMode::Token => {
+            let expected = cfg.token.as_ref().ok_or(AuthFailure::TokenMissingConfig)?;
+            let got = offered.token.as_deref().ok_or(AuthFailure::TokenMissing)?;
+            if got.is_empty() {
+                return Err(AuthFailure::TokenMissing);
+            }
+            secret_eq(got, expected.expose())
+                .then_some(AuthMethod::Token)
+                .ok_or(AuthFailure::TokenMismatch)
+        }
+        AuthMode::Password | AuthMode::TrustedProxy => {
+            let expected = cfg
+                .password
+                .as_ref()
+                .ok_or(AuthFailure::PasswordMissingConfig)?;
+            let got = offered
+                .password
+                .as_deref()
+                .ok_or(AuthFailure::PasswordMissing)?;
+            if got.is_empty() {
+                return Err(AuthFailure::PasswordMissing);
+            }
+            secret_eq(got, expected.expose())
+                .then_some(AuthMethod::Password)
+                .ok_or(AuthFailure::PasswordMismatch)
+        }
+    }
+}
+
+/// Scopes of an admitted connection (protocol.md §8.3): requested scopes are kept
+/// for local CLI/backend/shared-secret connections, cleared to `[]` otherwise.
+fn effective_scopes(c: &Connect, locality: Locality, method: AuthMethod) -> Vec<String> {
+    if c.role == Role::Node {
+        return Vec::new();
+    }
+    let client = c.client();
+    let cli = client.id == "cli" && client.mode == "cli";
+    let backend = client.id == "gateway-client" && client.mode == "backend";
+    let probe = client.mode == "probe";
+    let keep = match locality {
+        Locality::DirectLocal => true,
+        Locality::CliContainerLocal => cli || probe,
+        Locality::SharedSecretLoopbackLocal => backend || method == AuthMethod::None,
+        Locality::Remote => false,
+    };
+    if keep {
+        dedup(c.scopes())
+    } else {
+        Vec::new()
+    }
+}
+
+fn dedup(scopes: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(scopes.len());
+    for s in scopes {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

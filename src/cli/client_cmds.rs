@@ -1,0 +1,219 @@
+//! Client commands: `health`, `status`, `call`, `probe`, `token`.
+//!
+//! Credential rules (config.md §8.1): with `--url`, credentials must be explicit;
+//! without it the local gateway is targeted with the configured or generated token.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use serde_json::{json, Value};
+
+use super::{CallArgs, TargetArgs, TokenArgs};
+use crate::client::{Client, ClientError, Target};
+use crate::config::{self, secrets, Overrides, Secret};
+use crate::protocol::scopes::CLI_DEFAULT_SCOPES;
+
+/// Exit code for usage errors.
+const USAGE: i32 = 2;
+
+fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
+    let timeout = Duration::from_millis(a.timeout);
+    if let Some(url) = &a.url {
+        if a.token.is_none() && a.password.is_none() {
+            return Ok(Err("--url needs explicit --token or --password (credentials are never taken from config or env with --url)".into()));
+        }
+        if url.contains('?') || url.contains('#') {
+            return Ok(Err(
+                "--url must not carry a query or fragment; credentials go in --token/--password"
+                    .into(),
+            ));
+        }
+        return Ok(Ok(Target {
+            url: url.clone(),
+            token: a.token.clone().map(Secret::new),
+            password: a.password.clone().map(Secret::new),
+            timeout,
+        }));
+    }
+    let s = config::load(
+        &Overrides {
+            config: a.config.clone(),
+            ..Default::default()
+        },
+        &config::process_env,
+    )?;
+    let token = a
+        .token
+        .clone()
+        .map(Secret::new)
+        .or(s.auth.token.clone())
+        .or_else(|| secrets::read_generated_token(&s.paths.state_dir));
+    let password = a
+        .password
+        .clone()
+        .map(Secret::new)
+        .or(s.auth.password.clone());
+    let url = config::process_env(config::env::URL)
+        .unwrap_or_else(|| format!("ws://127.0.0.1:{}", s.port));
+    Ok(Ok(Target {
+        url,
+        token,
+        password,
+        timeout,
+    }))
+}
+
+/// Result of one RPC for commands that render their own output.
+pub enum RpcOutcome {
+    Ok(Value),
+    /// Already reported; the exit code.
+    Failed(i32),
+}
+
+/// Connects (CLI defaults), calls one method, closes.
+pub async fn rpc(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result<RpcOutcome> {
+    let t = match target(a)? {
+        Ok(t) => t,
+        Err(usage) => {
+            eprintln!("error: {usage}");
+            return Ok(RpcOutcome::Failed(USAGE));
+        }
+    };
+    let mut c = match Client::connect(&t, "cli", CLI_DEFAULT_SCOPES).await {
+        Ok(c) => c,
+        Err(e) => return report(a.json, e).map(RpcOutcome::Failed),
+    };
+    let r = c.request(method, params).await;
+    c.close().await;
+    match r {
+        Ok(v) => Ok(RpcOutcome::Ok(v)),
+        Err(e) => report(a.json, e).map(RpcOutcome::Failed),
+    }
+}
+
+async fn one_call(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result<i32> {
+    match rpc(a, method, params).await? {
+        RpcOutcome::Ok(v) => {
+            print_value(a.json, method, &v);
+            Ok(0)
+        }
+        RpcOutcome::Failed(code) => Ok(code),
+    }
+}
+
+fn print_value(as_json: bool, method: &str, v: &Value) {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else if method == "health" && v["ok"] == true {
+        println!("gateway healthy (uptime {} ms)", v["uptimeMs"]);
+    } else {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+}
+
+fn report(as_json: bool, e: ClientError) -> anyhow::Result<i32> {
+    if as_json {
+        let err = match &e {
+            ClientError::Rejected { error, .. } => error.clone(),
+            other => json!({"message": other.to_string()}),
+        };
+        println!("{}", json!({"ok": false, "error": err}));
+    }
+    eprintln!("error: {e}");
+    Ok(1)
+}
+
+pub async fn health(a: TargetArgs) -> anyhow::Result<i32> {
+    one_call(&a, "health", json!({})).await
+}
+
+pub async fn status(a: TargetArgs) -> anyhow::Result<i32> {
+    one_call(&a, "status", json!({})).await
+}
+
+pub async fn call(c: CallArgs) -> anyhow::Result<i32> {
+    let params: Value = match serde_json::from_str(&c.params) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: --params is not valid JSON: {e}");
+            return Ok(USAGE);
+        }
+    };
+    one_call(&c.target, &c.method, params).await
+}
+
+/// `probe`: connect as a probe, then report what the credentials allow.
+pub async fn probe(a: TargetArgs) -> anyhow::Result<i32> {
+    let t = match target(&a)? {
+        Ok(t) => t,
+        Err(usage) => {
+            eprintln!("error: {usage}");
+            return Ok(USAGE);
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut c = match Client::connect(&t, "probe", &["operator.read"]).await {
+        Ok(c) => c,
+        Err(e) => {
+            let out = json!({"ok": false, "url": t.url, "reachable": !matches!(e, ClientError::Connect { .. } | ClientError::Timeout(_)), "error": e.to_string()});
+            println!(
+                "{}",
+                if a.json {
+                    out.to_string()
+                } else {
+                    format!("probe failed: {e}")
+                }
+            );
+            return Ok(1);
+        }
+    };
+    let connect_ms = started.elapsed().as_millis() as u64;
+    let scopes = c.hello["auth"]["scopes"].clone();
+    let health = c.request("health", json!({})).await.ok();
+    c.close().await;
+    let out = json!({"ok": true, "url": t.url, "reachable": true, "connectMs": connect_ms, "protocol": c_protocol(&scopes), "scopes": scopes, "health": health});
+    if a.json {
+        println!("{out}");
+    } else {
+        println!(
+            "gateway reachable at {} (connect {connect_ms} ms), scopes {}",
+            t.url, out["scopes"]
+        );
+    }
+    Ok(0)
+}
+
+fn c_protocol(_: &Value) -> u32 {
+    crate::protocol::PROTOCOL_VERSION
+}
+
+/// `token`: prints the token this host's gateway uses.
+pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
+    let s = config::load(
+        &Overrides {
+            config: a.config,
+            ..Default::default()
+        },
+        &config::process_env,
+    )?;
+    let Some(tok) = s
+        .auth
+        .token
+        .clone()
+        .or_else(|| secrets::read_generated_token(&s.paths.state_dir))
+    else {
+        bail!(
+            "no token configured and none generated yet in {} (start the gateway once: make run)",
+            s.paths.state_dir.display()
+        );
+    };
+    if a.json {
+        println!(
+            "{}",
+            json!({"token": tok.expose(), "source": format!("{:?}", s.token_source)})
+        );
+    } else {
+        println!("{}", tok.expose());
+    }
+    Ok(0)
+}

@@ -1,0 +1,481 @@
+//! `clawgate devices …` and `clawgate nodes …`: pairing management and node
+//! invocation over the gateway's own RPCs, with readable tables or `--json`.
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::client_cmds::{rpc, RpcOutcome};
+use super::TargetArgs;
+
+#[derive(Subcommand, Debug)]
+pub enum DevicesCmd {
+    /// Pending requests and paired devices.
+    List(TargetArgs),
+    /// Approve a pending request (or the newest with --latest).
+    Approve {
+        request_id: Option<String>,
+        #[arg(long)]
+        latest: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Reject a pending request.
+    Reject {
+        request_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Remove a paired device (closes its connections).
+    Remove {
+        device_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Set a device's label.
+    Rename {
+        device_id: String,
+        label: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Rotate a device's token for a role.
+    Rotate(TokenOp),
+    /// Revoke a device's token for a role (closes its connections for that role).
+    Revoke(TokenOp),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenOp {
+    #[arg(long)]
+    pub device: String,
+    #[arg(long)]
+    pub role: String,
+    /// Scopes for the rotated token (repeatable); default: unchanged.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodesCmd {
+    /// Known nodes, connected first.
+    List(TargetArgs),
+    /// One node.
+    Describe {
+        node_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Node command surfaces waiting for approval.
+    Pending(TargetArgs),
+    /// Approve a node's command surface.
+    Approve {
+        request_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Reject a node's command surface.
+    Reject {
+        request_id: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Invoke a command on a node.
+    Invoke {
+        #[arg(long)]
+        node: String,
+        #[arg(long)]
+        command: String,
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Node invoke timeout in ms.
+        #[arg(long, default_value_t = 15_000)]
+        invoke_timeout: u64,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// Prints rows as an aligned table.
+fn table(title: &str, headers: &[&str], rows: Vec<Vec<String>>) {
+    println!("{title} ({})", rows.len());
+    if rows.is_empty() {
+        return;
+    }
+    let mut w: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    println!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
+    for r in rows {
+        println!("{}", line(r));
+    }
+}
+
+fn rows(list: &Value, keys: &[&str]) -> Vec<Vec<String>> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| keys.iter().map(|k| cell(&r[*k])).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn show(
+    t: &TargetArgs,
+    method: &str,
+    params: Value,
+    render: impl FnOnce(&Value),
+) -> anyhow::Result<i32> {
+    match rpc(t, method, params).await? {
+        RpcOutcome::Ok(v) => {
+            if t.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                render(&v);
+            }
+            Ok(0)
+        }
+        RpcOutcome::Failed(code) => Ok(code),
+    }
+}
+
+pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
+    match cmd {
+        DevicesCmd::List(t) => {
+            show(&t, "device.pair.list", json!({}), |v| {
+                table(
+                    "Pending",
+                    &["REQUEST", "DEVICE", "ROLE", "SCOPES", "REASON", "IP"],
+                    rows(
+                        &v["pending"],
+                        &[
+                            "requestId",
+                            "deviceId",
+                            "role",
+                            "scopes",
+                            "reason",
+                            "remoteIp",
+                        ],
+                    ),
+                );
+                table(
+                    "Paired",
+                    &[
+                        "DEVICE",
+                        "NAME",
+                        "ROLES",
+                        "SCOPES",
+                        "PLATFORM",
+                        "APPROVED BY",
+                    ],
+                    rows(
+                        &v["paired"],
+                        &[
+                            "deviceId",
+                            "displayName",
+                            "roles",
+                            "approvedScopes",
+                            "platform",
+                            "approvedBy",
+                        ],
+                    ),
+                );
+            })
+            .await
+        }
+        DevicesCmd::Approve {
+            request_id,
+            latest,
+            target,
+        } => {
+            let id = match (request_id, latest) {
+                (Some(id), _) => id,
+                (None, true) => match latest_request(&target).await? {
+                    Some(id) => id,
+                    None => {
+                        eprintln!("no pending pairing requests");
+                        return Ok(1);
+                    }
+                },
+                (None, false) => {
+                    eprintln!("error: give a requestId (see `clawgate devices list`) or --latest");
+                    return Ok(2);
+                }
+            };
+            show(
+                &target,
+                "device.pair.approve",
+                json!({"requestId": id}),
+                |v| {
+                    println!(
+                        "approved {} for device {}",
+                        id,
+                        cell(&v["device"]["deviceId"])
+                    )
+                },
+            )
+            .await
+        }
+        DevicesCmd::Reject { request_id, target } => {
+            show(
+                &target,
+                "device.pair.reject",
+                json!({"requestId": request_id}),
+                |v| println!("rejected request for device {}", cell(&v["deviceId"])),
+            )
+            .await
+        }
+        DevicesCmd::Remove { device_id, target } => {
+            show(
+                &target,
+                "device.pair.remove",
+                json!({"deviceId": device_id}),
+                |v| println!("removed {}", cell(&v["deviceId"])),
+            )
+            .await
+        }
+        DevicesCmd::Rename {
+            device_id,
+            label,
+            target,
+        } => {
+            show(
+                &target,
+                "device.pair.rename",
+                json!({"deviceId": device_id, "label": label}),
+                |v| println!("renamed {} to {}", cell(&v["deviceId"]), cell(&v["label"])),
+            )
+            .await
+        }
+        DevicesCmd::Rotate(op) => {
+            let mut p = json!({"deviceId": op.device, "role": op.role});
+            if !op.scopes.is_empty() {
+                p["scopes"] = json!(op.scopes);
+            }
+            show(&op.target, "device.token.rotate", p, |v| {
+                println!(
+                    "rotated {} token of {} (scopes {}; token {})",
+                    cell(&v["role"]),
+                    cell(&v["deviceId"]),
+                    cell(&v["scopes"]),
+                    cell(&v["tokenDelivery"])
+                )
+            })
+            .await
+        }
+        DevicesCmd::Revoke(op) => {
+            show(
+                &op.target,
+                "device.token.revoke",
+                json!({"deviceId": op.device, "role": op.role}),
+                |v| {
+                    println!(
+                        "revoked {} token of {}",
+                        cell(&v["role"]),
+                        cell(&v["deviceId"])
+                    )
+                },
+            )
+            .await
+        }
+    }
+}
+
+async fn latest_request(t: &TargetArgs) -> anyhow::Result<Option<String>> {
+    let RpcOutcome::Ok(v) = rpc(t, "device.pair.list", json!({})).await? else {
+        return Ok(None);
+    };
+    let newest = v["pending"].as_array().and_then(|a| {
+        a.iter()
+            .max_by_key(|r| r["ts"].as_i64().unwrap_or(0))
+            .cloned()
+    });
+    Ok(newest.and_then(|r| r["requestId"].as_str().map(str::to_string)))
+}
+
+pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
+    match cmd {
+        NodesCmd::List(t) => {
+            show(&t, "node.list", json!({}), |v| {
+                table(
+                    "Nodes",
+                    &["NODE", "NAME", "CONNECTED", "PLATFORM", "IP", "COMMANDS"],
+                    rows(
+                        &v["nodes"],
+                        &[
+                            "nodeId",
+                            "displayName",
+                            "connected",
+                            "platform",
+                            "remoteIp",
+                            "commands",
+                        ],
+                    ),
+                );
+            })
+            .await
+        }
+        NodesCmd::Describe { node_id, target } => {
+            show(&target, "node.describe", json!({"nodeId": node_id}), |v| {
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+            })
+            .await
+        }
+        NodesCmd::Pending(t) => {
+            show(&t, "node.pair.list", json!({}), |v| {
+                table(
+                    "Pending",
+                    &["REQUEST", "NODE", "NAME", "COMMANDS", "APPROVE NEEDS"],
+                    rows(
+                        &v["pending"],
+                        &[
+                            "requestId",
+                            "nodeId",
+                            "displayName",
+                            "commands",
+                            "requiredApproveScopes",
+                        ],
+                    ),
+                );
+            })
+            .await
+        }
+        NodesCmd::Approve { request_id, target } => {
+            show(
+                &target,
+                "node.pair.approve",
+                json!({"requestId": request_id}),
+                |v| {
+                    println!(
+                        "approved commands for node {}: {}",
+                        cell(&v["node"]["nodeId"]),
+                        cell(&v["node"]["commands"])
+                    )
+                },
+            )
+            .await
+        }
+        NodesCmd::Reject { request_id, target } => {
+            show(
+                &target,
+                "node.pair.reject",
+                json!({"requestId": request_id}),
+                |v| println!("rejected surface of node {}", cell(&v["nodeId"])),
+            )
+            .await
+        }
+        NodesCmd::Invoke {
+            node,
+            command,
+            params,
+            invoke_timeout,
+            idempotency_key,
+            mut target,
+        } => {
+            let params: Value = match serde_json::from_str(&params) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: --params is not valid JSON: {e}");
+                    return Ok(2);
+                }
+            };
+            target.timeout = target.timeout.max(invoke_timeout + 5_000);
+            let key = idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let p = json!({"nodeId": node, "command": command, "params": params, "timeoutMs": invoke_timeout, "idempotencyKey": key});
+            show(&target, "node.invoke", p, |v| {
+                let payload = v["payloadJSON"]
+                    .as_str()
+                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                    .unwrap_or(v["payload"].clone());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&payload).unwrap_or_default()
+                );
+            })
+            .await
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct QrArgs {
+    /// The URL the device should use (default: plugin config, gateway.remote.url, or the custom bind).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bootstrap profile: limited (node + bounded operator) or node.
+    #[arg(long, default_value = "limited")]
+    pub profile: String,
+    #[arg(long)]
+    pub setup_code_only: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub token: Option<String>,
+    #[arg(long)]
+    pub password: Option<String>,
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// `qr`: asks this host's gateway for a single-use setup code.
+pub async fn qr(q: QrArgs) -> anyhow::Result<i32> {
+    let target = TargetArgs {
+        url: None,
+        token: q.token,
+        password: q.password,
+        timeout: 10_000,
+        json: q.json,
+        config: q.config,
+    };
+    let mut params = json!({"bootstrapProfile": q.profile});
+    if let Some(u) = &q.url {
+        params["publicUrl"] = json!(u);
+    }
+    let v = match rpc(&target, "device.pair.setupCode", params).await? {
+        RpcOutcome::Ok(v) => v,
+        RpcOutcome::Failed(code) => return Ok(code),
+    };
+    let code = v["setupCode"].as_str().unwrap_or_default();
+    if q.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if q.setup_code_only {
+        println!("{code}");
+    } else {
+        if let Some(art) = crate::pairing::setup_code::qr_text(&format!("oc-pair://{code}")) {
+            println!("{art}");
+        }
+        println!("setup code: {code}");
+        println!(
+            "gateway: {} ({}), access: {}, single use, expires in 10 minutes",
+            cell(&v["gatewayUrl"]),
+            cell(&v["urlSource"]),
+            cell(&v["access"])
+        );
+        println!("node host: openclaw node run --pair \"oc-pair://{code}\"");
+    }
+    Ok(0)
+}

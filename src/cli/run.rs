@@ -1,0 +1,148 @@
+//! `clawgate run` and `clawgate config check`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::RunArgs;
+use crate::config::{self, secrets, AuthMode, Overrides, Settings, TokenSource};
+use crate::identity::Identity;
+use crate::server::{listen, Gateway};
+
+/// Loads settings and, for token auth without a configured token, the generated one.
+fn overrides(a: &RunArgs) -> Overrides {
+    Overrides {
+        config: a.config.clone(),
+        port: a.port,
+        bind: a.bind,
+        auth: a.auth,
+        token: a.token.clone(),
+        password: a.password.clone(),
+    }
+}
+
+fn settings_for_run(over: &Overrides) -> anyhow::Result<(Settings, bool)> {
+    let mut s = config::load(over, &config::process_env)?;
+    let mut generated = false;
+    if s.auth.mode == AuthMode::Token && s.auth.token.is_none() {
+        let (tok, created) =
+            secrets::load_or_generate_token(&s.paths.state_dir).with_context(|| {
+                format!(
+                    "cannot store the generated token in {}",
+                    s.paths.state_dir.display()
+                )
+            })?;
+        s.auth.token = Some(tok);
+        s.token_source = TokenSource::StateDir;
+        generated = created;
+    }
+    Ok((s, generated))
+}
+
+pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
+    let over = overrides(&a);
+    let (settings, generated) = settings_for_run(&over)?;
+    let identity = Identity::load_or_create(&settings.paths.state_dir)?;
+    let pairing = crate::pairing::store::Store::open(&settings.paths.state_dir)?;
+    let listeners = listen::bind_all(&settings)?;
+    let gw = Gateway::new(settings, identity, pairing);
+    listen::serve(&gw, listeners);
+    gw.spawn_tick();
+    gw.spawn_discovery();
+    crate::server::reload::spawn(&gw, over);
+    banner(&gw, generated);
+    wait_for_signal().await;
+    tracing::info!("shutting down: notifying clients and draining");
+    gw.shutdown().await;
+    Ok(0)
+}
+
+fn banner(gw: &Gateway, generated: bool) {
+    let s = &gw.settings;
+    let addrs = gw
+        .listen_addrs
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    let urls: Vec<String> = addrs.iter().map(|a| format!("ws://{a}")).collect();
+    println!(
+        "clawgate {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        urls.join(", ")
+    );
+    let source = match s.token_source {
+        TokenSource::StateDir => format!(
+            "generated, stored in {}",
+            secrets::token_file(&s.paths.state_dir).display()
+        ),
+        TokenSource::Flag => "from --token".into(),
+        TokenSource::Env => format!("from {}", config::env::TOKEN),
+        TokenSource::File => format!("from {}", s.paths.config_path.display()),
+        TokenSource::None => "none".into(),
+    };
+    match s.auth.mode {
+        AuthMode::Token => println!("auth: token ({source})"),
+        m => println!(
+            "auth: {}",
+            serde_json::to_value(m)
+                .unwrap_or_default()
+                .as_str()
+                .unwrap_or("?")
+        ),
+    }
+    if generated {
+        if let Some(t) = &s.auth.token {
+            println!("token: {}", t.expose());
+        }
+    }
+    if s.auth.mode == AuthMode::Token {
+        println!("show the token again: clawgate token");
+    }
+    println!("browser origins: none allowed beyond loopback pages (set gateway.controlUi.allowedOrigins)");
+    println!(
+        "exposure: bind={} tailscale=off",
+        serde_json::to_value(s.bind)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("?")
+    );
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install SIGTERM handler: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// `clawgate config check`: validates and prints the effective config, redacted.
+pub fn config_check(path: Option<PathBuf>, as_json: bool) -> anyhow::Result<i32> {
+    let over = Overrides {
+        config: path,
+        ..Default::default()
+    };
+    let s = match config::load(&over, &config::process_env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(1);
+        }
+    };
+    let v = s.redacted_json();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("config OK: {}", s.paths.config_path.display());
+        println!("{}", serde_json::to_string_pretty(&v["gateway"])?);
+    }
+    Ok(0)
+}

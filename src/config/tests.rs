@@ -1,0 +1,210 @@
+//! Config precedence, parsing and fail-closed validation.
+
+use std::collections::HashMap;
+
+use super::*;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k: &str| m.get(k).cloned()
+}
+
+fn settings(file: &str, over: &Overrides, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let e = env_of(&[&[("HOME", "/home/u")], env].concat());
+    let paths = Paths::resolve(None, &e)?;
+    let s = resolve(paths, parse_file(file)?, over, &e)?;
+    validate::check(&s)?;
+    Ok(s)
+}
+
+#[test]
+fn defaults_are_loopback_token_18789() {
+    let s = settings("{}", &Overrides::default(), &[]).unwrap();
+    assert_eq!(
+        (s.port, s.bind, s.auth.mode),
+        (18789, BindMode::Loopback, AuthMode::Token)
+    );
+    assert_eq!(s.paths.state_dir, PathBuf::from("/home/u/.openclaw"));
+    assert_eq!(
+        s.paths.config_path,
+        PathBuf::from("/home/u/.openclaw/openclaw.json")
+    );
+    assert_eq!(s.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(s.tick_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn precedence_flags_over_env_over_file() {
+    let file = r#"{ gateway: { port: 1000, auth: { token: "file-token-abcdefgh" } }, }"#;
+    let s = settings(file, &Overrides::default(), &[]).unwrap();
+    assert_eq!((s.port, s.token_source), (1000, TokenSource::File));
+    let s = settings(
+        file,
+        &Overrides::default(),
+        &[(env::PORT, "127.0.0.1:2000"), (env::TOKEN, "env-token")],
+    )
+    .unwrap();
+    assert_eq!((s.port, s.token_source), (2000, TokenSource::Env));
+    assert_eq!(s.auth.token.unwrap().expose(), "env-token");
+    let over = Overrides {
+        port: Some(3000),
+        token: Some("flag-token".into()),
+        ..Default::default()
+    };
+    let s = settings(file, &over, &[(env::PORT, "2000")]).unwrap();
+    assert_eq!((s.port, s.token_source), (3000, TokenSource::Flag));
+}
+
+#[test]
+fn state_dir_env_home_and_profile() {
+    let e = env_of(&[("HOME", "/h"), (env::HOME, "/oh"), (env::PROFILE, "work")]);
+    assert_eq!(
+        Paths::resolve(None, &e).unwrap().state_dir,
+        PathBuf::from("/oh/.openclaw-work")
+    );
+    let e = env_of(&[
+        ("HOME", "/h"),
+        (env::STATE_DIR, "~/st"),
+        (env::CONFIG_PATH, "/c.json"),
+    ]);
+    let p = Paths::resolve(None, &e).unwrap();
+    assert_eq!(
+        (p.state_dir, p.config_path, p.config_explicit),
+        (PathBuf::from("/h/st"), PathBuf::from("/c.json"), true)
+    );
+}
+
+#[test]
+fn unknown_keys_name_the_path() {
+    let e = parse_file(r#"{ gateway: { auth: { mdoe: "token" } } }"#).unwrap_err();
+    assert_eq!(e.key, "gateway.auth.mdoe");
+    assert!(e.problem.contains("mdoe"), "{e}");
+    let e = parse_file(r#"{ gatway: {} }"#).unwrap_err();
+    assert_eq!(e.key, "gatway");
+    assert!(parse_file(r#"{ agents: { x: 1 }, channels: {}, gateway: {} }"#).is_ok());
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let e = parse_file(r#"{ gateway: { bind: "0.0.0.0" } }"#).unwrap_err();
+    assert_eq!(e.key, "gateway.bind");
+    let e = parse_file(r#"{ gateway: { port: 70000 } }"#).unwrap_err();
+    assert_eq!(e.key, "gateway.port");
+    let e = settings("{}", &Overrides::default(), &[(env::BIND, "all")]).unwrap_err();
+    assert_eq!(e.key, env::BIND);
+    let e = parse_file("{ gateway: ").unwrap_err();
+    assert!(e.problem.contains("JSON5"));
+}
+
+#[test]
+fn contradictions_refuse_to_start() {
+    let none_lan = r#"{ gateway: { bind: "lan", auth: { mode: "none" } } }"#;
+    assert_eq!(
+        settings(none_lan, &Overrides::default(), &[])
+            .unwrap_err()
+            .key,
+        "gateway.auth.mode"
+    );
+    let funnel_token =
+        r#"{ gateway: { tailscale: { mode: "funnel" }, auth: { token: "aB3dE5fG7hJ9kL1mN" } } }"#;
+    assert_eq!(
+        settings(funnel_token, &Overrides::default(), &[])
+            .unwrap_err()
+            .key,
+        "gateway.auth.mode"
+    );
+    let funnel_port = r#"{ gateway: { tailscale: { mode: "funnel", funnelPort: 8080 }, auth: { mode: "password", password: "aB3dE5fG7hJ9kL1mN" } } }"#;
+    assert_eq!(
+        settings(funnel_port, &Overrides::default(), &[])
+            .unwrap_err()
+            .key,
+        "gateway.tailscale.funnelPort"
+    );
+    let serve_lan = r#"{ gateway: { bind: "lan", tailscale: { mode: "serve" }, auth: { token: "aB3dE5fG7hJ9kL1mN" } } }"#;
+    assert_eq!(
+        settings(serve_lan, &Overrides::default(), &[])
+            .unwrap_err()
+            .key,
+        "gateway.bind"
+    );
+    let custom = r#"{ gateway: { bind: "custom" } }"#;
+    assert_eq!(
+        settings(custom, &Overrides::default(), &[])
+            .unwrap_err()
+            .key,
+        "gateway.customBindHost"
+    );
+    let same = r#"{ gateway: { auth: { mode: "password", token: "aB3dE5fG7hJ9kL1mN", password: "aB3dE5fG7hJ9kL1mN" } } }"#;
+    assert_eq!(
+        settings(same, &Overrides::default(), &[]).unwrap_err().key,
+        "gateway.auth.password"
+    );
+}
+
+#[test]
+fn weak_and_placeholder_secrets() {
+    let placeholder = r#"{ gateway: { auth: { token: "changeme" } } }"#;
+    assert_eq!(
+        settings(placeholder, &Overrides::default(), &[])
+            .unwrap_err()
+            .key,
+        "gateway.auth.token"
+    );
+    // A short token is fine on loopback, refused on a LAN bind.
+    assert!(settings(
+        r#"{ gateway: { auth: { token: "T" } } }"#,
+        &Overrides::default(),
+        &[]
+    )
+    .is_ok());
+    let weak_lan = r#"{ gateway: { bind: "lan", auth: { token: "short" } } }"#;
+    assert_eq!(
+        settings(weak_lan, &Overrides::default(), &[])
+            .unwrap_err()
+            .key,
+        "gateway.auth.token"
+    );
+    let ok_lan = r#"{ gateway: { bind: "lan", auth: { token: "q8Zc3m0XbqkV9m1o2cV4yJ8a" } } }"#;
+    assert!(settings(ok_lan, &Overrides::default(), &[]).is_ok());
+}
+
+#[test]
+fn password_mode_is_inferred_and_secret_refs_resolve() {
+    let f = r#"{ gateway: { auth: { password: { source: "env", id: "MY_PW" } } } }"#;
+    let s = settings(f, &Overrides::default(), &[("MY_PW", "pw-from-env")]).unwrap();
+    assert_eq!(s.auth.mode, AuthMode::Password);
+    assert_eq!(s.auth.password.unwrap().expose(), "pw-from-env");
+    let e = settings(f, &Overrides::default(), &[]).unwrap_err();
+    assert!(e.problem.contains("MY_PW"));
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let s = settings(
+        r#"{ gateway: { auth: { token: "super-secret-value" } } }"#,
+        &Overrides::default(),
+        &[],
+    )
+    .unwrap();
+    assert!(!format!("{s:?}").contains("super-secret-value"));
+}
+
+#[test]
+fn generated_token_is_persisted_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (t1, created) = secrets::load_or_generate_token(dir.path()).unwrap();
+    assert!(created);
+    assert_eq!(t1.expose().len(), 43);
+    let (t2, created) = secrets::load_or_generate_token(dir.path()).unwrap();
+    assert!(!created);
+    assert_eq!(t1, t2);
+    let mode = std::fs::metadata(secrets::token_file(dir.path()))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

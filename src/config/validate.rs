@@ -1,0 +1,138 @@
+//! Contradictions and unsafe values that refuse to start (config.md §9,
+//! threats.md EX-1..EX-3, SL-7). Pure: inspects resolved settings only.
+
+use super::file::{AuthMode, BindMode};
+use super::secrets::{is_placeholder, is_weak};
+use super::{ConfigError, Settings, TailscaleMode};
+
+/// Funnel can only publish on these ports (Tailscale limitation).
+pub const FUNNEL_PORTS: &[u16] = &[443, 8443, 10000];
+
+/// Runs every check; the first failure wins.
+pub fn check(s: &Settings) -> Result<(), ConfigError> {
+    check_bind(s)?;
+    check_auth_mode(s)?;
+    check_secrets(s)?;
+    check_tailscale(s)?;
+    Ok(())
+}
+
+/// Whether anything beyond this host's loopback can reach the gateway.
+pub fn remotely_reachable(s: &Settings) -> bool {
+    s.bind != BindMode::Loopback || s.tailscale_mode != TailscaleMode::Off
+}
+
+fn check_bind(s: &Settings) -> Result<(), ConfigError> {
+    match s.bind {
+        BindMode::Custom => match s.custom_bind_host {
+            Some(ip) if ip.is_ipv4() && !ip.is_unspecified() => Ok(()),
+            _ => Err(ConfigError::new(
+                "gateway.customBindHost",
+                "bind = custom needs a specific IPv4 address",
+                "set gateway.customBindHost to an address of this host, e.g. 192.168.1.10",
+            )),
+        },
+        BindMode::Tailnet | BindMode::Auto => Err(ConfigError::new(
+            "gateway.bind",
+            format!(
+                "bind = {:?} needs the Tailscale integration, which this build does not have yet",
+                s.bind
+            ),
+            "use loopback (default), lan or custom",
+        )),
+        BindMode::Loopback | BindMode::Lan => Ok(()),
+    }
+}
+
+fn check_auth_mode(s: &Settings) -> Result<(), ConfigError> {
+    match s.auth.mode {
+        AuthMode::None if remotely_reachable(s) => Err(ConfigError::new(
+            "gateway.auth.mode",
+            "auth = none with a non-loopback bind or Tailscale exposure lets anyone in",
+            "use auth token or password, or bind loopback with tailscale.mode off",
+        )),
+        AuthMode::Password if s.auth.password.is_none() => Err(ConfigError::new(
+            "gateway.auth.password",
+            "auth = password but no password is configured",
+            "set gateway.auth.password or OPENCLAW_GATEWAY_PASSWORD",
+        )),
+        AuthMode::TrustedProxy => Err(ConfigError::new(
+            "gateway.auth.mode",
+            "trusted-proxy auth is not supported by this build",
+            "use token or password auth (a same-host proxy can authenticate with the token)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_secrets(s: &Settings) -> Result<(), ConfigError> {
+    let remote = remotely_reachable(s);
+    for (key, secret) in [
+        ("gateway.auth.token", &s.auth.token),
+        ("gateway.auth.password", &s.auth.password),
+    ] {
+        let Some(secret) = secret else { continue };
+        let v = secret.expose();
+        if is_placeholder(v) {
+            return Err(ConfigError::new(
+                key,
+                "the secret is empty or a documentation placeholder",
+                "generate one: openssl rand -base64 32",
+            ));
+        }
+        if remote && is_weak(v) {
+            return Err(ConfigError::new(key, "the secret is too weak for a gateway reachable beyond loopback (at least 16 characters, varied)", "generate one: openssl rand -base64 32"));
+        }
+    }
+    if let (Some(t), Some(p)) = (&s.auth.token, &s.auth.password) {
+        if t == p {
+            return Err(ConfigError::new(
+                "gateway.auth.password",
+                "the same secret is used as token and password",
+                "use two different secrets",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_tailscale(s: &Settings) -> Result<(), ConfigError> {
+    if s.tailscale_mode == TailscaleMode::Off {
+        return Ok(());
+    }
+    if s.bind != BindMode::Loopback {
+        return Err(ConfigError::new(
+            "gateway.bind",
+            "Tailscale serve/funnel requires bind = loopback (Serve forwards to loopback)",
+            "set gateway.bind to loopback, or tailscale.mode to off",
+        ));
+    }
+    if s.tailscale_mode == TailscaleMode::Funnel {
+        if s.auth.mode != AuthMode::Password {
+            return Err(ConfigError::new(
+                "gateway.auth.mode",
+                "Funnel exposes the gateway publicly and requires password auth",
+                "set gateway.auth.mode to password and a strong gateway.auth.password",
+            ));
+        }
+        let port = s
+            .file
+            .gateway
+            .tailscale
+            .get("funnelPort")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(443);
+        if !FUNNEL_PORTS.iter().any(|p| u64::from(*p) == port) {
+            return Err(ConfigError::new(
+                "gateway.tailscale.funnelPort",
+                format!("Funnel cannot publish on port {port}"),
+                "use 443, 8443 or 10000",
+            ));
+        }
+    }
+    Err(ConfigError::new(
+        "gateway.tailscale.mode",
+        "Tailscale exposure is not in this build yet (it would silently do nothing)",
+        "set gateway.tailscale.mode to off and reach the gateway over an SSH tunnel meanwhile",
+    ))
+}

@@ -1,0 +1,200 @@
+//! The HTTP surface on the gateway port: probes (`/health[z]`, `/ready[z]`,
+//! `/startup[z]`), the `Host` allowlist, the pre-auth budget, and the WebSocket
+//! upgrade on any path. Credentials are never read from URLs (threats.md WS-3).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::budget::Refused;
+use super::conn;
+use super::Gateway;
+use crate::auth::Transport;
+
+type Resp = Response<Full<Bytes>>;
+
+/// Headers that are evidence of a proxy hop.
+const PROXY_HEADERS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+];
+
+fn text(status: StatusCode, ct: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r.headers_mut()
+        .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Resp {
+    text(status, "application/json", body.to_string())
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    let upgrade_ws = header_str(h, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let conn_upgrade = header_str(h, "connection").is_some_and(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    });
+    req.method() == Method::GET && upgrade_ws && conn_upgrade
+}
+
+/// Serves one HTTP request.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    let host = header_str(req.headers(), "host").map(str::to_string);
+    let host_ok = gw.hosts.allows(host.as_deref(), local.ip());
+    if is_upgrade(&req) {
+        return Ok(upgrade(gw, peer, local, req, host, host_ok));
+    }
+    if !host_ok {
+        return Ok(json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"ok": false, "error": "host not allowed", "fix": "use 127.0.0.1, localhost or a configured name (gateway.publicOrigin / controlUi.allowedOrigins)"}),
+        ));
+    }
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n",
+        ));
+    }
+    let mut resp = match req.uri().path() {
+        "/health" | "/healthz" => json(
+            StatusCode::OK,
+            serde_json::json!({"ok": true, "status": "live"}),
+        ),
+        "/startup" | "/startupz" => startup(&gw),
+        "/ready" | "/readyz" => readiness(&gw),
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    };
+    if head {
+        *resp.body_mut() = Full::new(Bytes::new());
+    }
+    Ok(resp)
+}
+
+/// Readiness with the failing checks (503 when not ready), shaped like the reference.
+fn readiness(gw: &Gateway) -> Resp {
+    let mut failing = Vec::new();
+    if gw.cancel.is_cancelled() {
+        failing.push("draining");
+    }
+    if gw.listen_addrs.lock().map(|a| a.is_empty()).unwrap_or(true) {
+        failing.push("no-listener");
+    }
+    let ready = failing.is_empty();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": {"tailscale": "off"}});
+    json(status, body)
+}
+
+/// Startup probe: started, or draining during shutdown.
+fn startup(gw: &Gateway) -> Resp {
+    let draining = gw.cancel.is_cancelled();
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let state = if draining { "draining" } else { "started" };
+    let body = serde_json::json!({"ok": !draining, "status": state, "version": env!("CARGO_PKG_VERSION"), "uptimeMs": gw.uptime_ms()});
+    json(status, body)
+}
+
+fn upgrade(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    mut req: Request<Incoming>,
+    host: Option<String>,
+    host_ok: bool,
+) -> Resp {
+    let h = req.headers();
+    let key = match (
+        header_str(h, "sec-websocket-key"),
+        header_str(h, "sec-websocket-version"),
+    ) {
+        (Some(k), Some("13")) => derive_accept_key(k.as_bytes()),
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "websocket upgrade needs Sec-WebSocket-Key and version 13\n",
+            )
+        }
+    };
+    let permit = match gw.budget.acquire(peer.ip()) {
+        Ok(p) => Some(p),
+        Err(Refused::PerIp) => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "Too many unauthenticated sockets",
+            )
+        }
+        Err(Refused::Global) => None,
+    };
+    let transport = Transport {
+        peer: peer.ip(),
+        local: local.ip(),
+        proxy_headers: PROXY_HEADERS.iter().any(|n| h.contains_key(*n)),
+        origin: header_str(h, "origin")
+            .filter(|o| !o.trim().is_empty())
+            .map(str::to_string),
+        host,
+        proxy_ingress: false,
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let gw2 = gw.clone();
+    let fut = async move {
+        match on_upgrade.await {
+            Ok(up) => conn::run(gw2, up, transport, permit, host_ok).await,
+            Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
+        }
+    };
+    gw.tracker.spawn(fut);
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let hs = r.headers_mut();
+    hs.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    hs.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&key) {
+        hs.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}

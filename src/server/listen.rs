@@ -1,0 +1,125 @@
+//! Listeners: which addresses a bind mode means, binding them (never widening),
+//! and the accept loops that hand connections to hyper.
+//!
+//! Invariant: a requested address that cannot be bound is an error — except
+//! `::1` for `loopback`, which is skipped (with a log line) on hosts without IPv6.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpSocket};
+
+use super::Gateway;
+use crate::config::{BindMode, Settings};
+
+/// Listen backlog: enough for handshake bursts from benchmarks and reconnect storms.
+pub const BACKLOG: u32 = 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source} (fix: free the port, pick another with --port, or change gateway.bind)")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Addresses for a bind mode: (address, required).
+pub fn addresses(s: &Settings) -> Vec<(SocketAddr, bool)> {
+    let p = s.port;
+    let v4lo = (SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p), true);
+    let v6lo = (SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), p), false);
+    match s.bind {
+        BindMode::Lan => vec![
+            (SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), p), true),
+            (SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), p), false),
+        ],
+        BindMode::Custom => {
+            let mut v = vec![v4lo];
+            if let Some(ip) = s.custom_bind_host.filter(|ip| !ip.is_loopback()) {
+                v.push((SocketAddr::new(ip, p), true));
+            }
+            v
+        }
+        _ => vec![v4lo, v6lo],
+    }
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    if addr.is_ipv6() {
+        let s2 = socket2::SockRef::from(&sock);
+        s2.set_only_v6(true)?;
+    }
+    sock.bind(addr)?;
+    sock.listen(BACKLOG)
+}
+
+/// Binds every address of the mode; errors name the address and the fix.
+pub fn bind_all(s: &Settings) -> Result<Vec<TcpListener>, BindError> {
+    let mut out = Vec::new();
+    for (addr, required) in addresses(s) {
+        match bind_one(addr) {
+            Ok(l) => out.push(l),
+            Err(e) if !required && e.kind() != io::ErrorKind::AddrInUse => {
+                tracing::info!(%addr, "skipping optional listener: {e}");
+            }
+            Err(source) => return Err(BindError { addr, source }),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs accept loops for `listeners` on the gateway's tracker.
+pub fn serve(gw: &Arc<Gateway>, listeners: Vec<TcpListener>) {
+    for l in listeners {
+        if let Ok(a) = l.local_addr() {
+            if let Ok(mut v) = gw.listen_addrs.lock() {
+                v.push(a);
+            }
+        }
+        let gw2 = gw.clone();
+        gw.tracker.spawn(accept_loop(gw2, l));
+    }
+}
+
+async fn accept_loop(gw: Arc<Gateway>, l: TcpListener) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = gw.cancel.cancelled() => return,
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        let gw2 = gw.clone();
+        gw.tracker.spawn(async move {
+            let cancel = gw2.cancel.clone();
+            let svc = service_fn(move |req| super::http::handle(gw2.clone(), peer, local, req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(16 * 1024)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}

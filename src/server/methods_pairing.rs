@@ -1,0 +1,413 @@
+//! `device.pair.*`, `device.token.*` and `node.pair.*` / `node.rename`
+//! (protocol.md §13.5, §13.6, §16). Authorization beyond the method scope
+//! (caller-scope bounds, own-device rules) lives in the pairing state machine.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::methods::Session;
+use super::Gateway;
+use crate::pairing::store::OsEntropy;
+use crate::pairing::{PairedDevice, PairingError};
+use crate::protocol::errors::{close, WireError};
+use crate::protocol::frames::EventFrame;
+
+fn perr(e: PairingError) -> WireError {
+    let reason = match &e {
+        PairingError::CallerMissingScope(_) => "caller-missing-scope",
+        PairingError::UnknownRequest => "unknown-request",
+        PairingError::UnknownDevice => "unknown-device",
+        PairingError::UnknownNode => "unknown-node",
+        PairingError::RoleNotApproved(_) => "role-not-approved",
+        PairingError::NotOwnDevice => "not-own-device",
+        PairingError::InvalidLabel => "invalid-label",
+        PairingError::TooManyPending => "too-many-pending",
+    };
+    // The reference CLI retries with operator.admin when the message says
+    // "device pairing approval denied" (devices-cli `isDevicePairingApprovalDenied`).
+    let message = match &e {
+        PairingError::CallerMissingScope(_) | PairingError::NotOwnDevice => {
+            format!("device pairing approval denied: {e}")
+        }
+        _ => e.to_string(),
+    };
+    WireError::invalid(message).with_details(json!({"reason": reason}))
+}
+
+fn store(e: crate::pairing::store::StoreError) -> WireError {
+    tracing::error!("pairing store write failed: {e}");
+    WireError::new(
+        crate::protocol::errors::ErrorCode::Unavailable,
+        "pairing store unavailable; retry shortly",
+    )
+    .retry_after(1000)
+}
+
+/// A paired device with token secrets replaced by summaries.
+pub fn redact(d: &PairedDevice) -> Value {
+    let mut v = serde_json::to_value(d).unwrap_or_default();
+    let tokens: Vec<Value> = d.tokens.values().map(|t| json!({"role": t.role, "scopes": t.scopes, "createdAtMs": t.created_at_ms, "rotatedAtMs": t.rotated_at_ms, "revokedAtMs": t.revoked_at_ms, "lastUsedAtMs": t.last_used_at_ms})).collect();
+    v["tokens"] = Value::Array(tokens);
+    v["role"] = json!(d.roles.first());
+    v["scopes"] = json!(d.approved_scopes);
+    v
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestIdParams {
+    request_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceParams {
+    device_id: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeParams {
+    node_id: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(method: &str, params: &str) -> Result<T, WireError> {
+    serde_json::from_str(params)
+        .map_err(|e| WireError::invalid(format!("invalid {method} params: {e}")))
+}
+
+/// Dispatches the pairing methods; `None` when `method` is not one of them.
+pub async fn handle(
+    gw: &Gateway,
+    s: &Session,
+    method: &str,
+    params: &str,
+) -> Option<Result<Value, WireError>> {
+    let now = crate::util::now_ms();
+    let caller = s.caller();
+    Some(match method {
+        "device.pair.list" => Ok(gw.pairing.read(|p| {
+            let pending: Vec<Value> = p
+                .pending
+                .values()
+                .filter(|r| now - r.ts < crate::pairing::machine::PENDING_TTL_MS)
+                .map(|r| json!(r))
+                .collect();
+            let paired: Vec<Value> = p.paired.values().map(redact).collect();
+            json!({"pending": pending, "paired": paired})
+        })),
+        "device.pair.approve" => approve(gw, &caller, parse(method, params), now).await,
+        "device.pair.reject" => match parse::<RequestIdParams>(method, params) {
+            Err(e) => Err(e),
+            Ok(p) => match gw.pairing.update(|d| d.reject(&p.request_id)).await {
+                Err(e) => Err(store(e)),
+                Ok(Err(e)) => Err(perr(e)),
+                Ok(Ok(r)) => {
+                    gw.hub.broadcast(EventFrame::new("device.pair.resolved", &json!({"requestId": r.request_id, "deviceId": r.device_id, "decision": "rejected", "ts": now})));
+                    Ok(json!({"requestId": r.request_id, "deviceId": r.device_id}))
+                }
+            },
+        },
+        "device.pair.remove" => match parse::<DeviceParams>(method, params) {
+            Err(e) => Err(e),
+            Ok(p) => match gw.pairing.update(|d| d.remove(&p.device_id, &caller)).await {
+                Err(e) => Err(store(e)),
+                Ok(Err(e)) => Err(perr(e)),
+                Ok(Ok(_)) => {
+                    gw.hub.kick_where(close::POLICY, "device removed", |e| {
+                        e.device_id.as_deref() == Some(p.device_id.as_str())
+                    });
+                    Ok(json!({"deviceId": p.device_id}))
+                }
+            },
+        },
+        "device.pair.rename" => match parse::<DeviceParams>(method, params) {
+            Err(e) => Err(e),
+            Ok(p) => match gw
+                .pairing
+                .update(|d| d.rename(&p.device_id, p.label.as_deref().unwrap_or("")))
+                .await
+            {
+                Err(e) => Err(store(e)),
+                Ok(r) => r
+                    .map(|d| json!({"deviceId": d.device_id, "label": d.label}))
+                    .map_err(perr),
+            },
+        },
+        "device.token.rotate" => rotate(gw, s, parse(method, params), now).await,
+        "device.token.revoke" => match parse::<DeviceParams>(method, params) {
+            Err(e) => Err(e),
+            Ok(p) => {
+                let role = p.role.clone().unwrap_or_default();
+                match gw
+                    .pairing
+                    .update(|d| d.revoke(&p.device_id, &role, &caller, now))
+                    .await
+                {
+                    Err(e) => Err(store(e)),
+                    Ok(Err(e)) => Err(perr(e)),
+                    Ok(Ok(t)) => {
+                        let r = if role == "node" {
+                            crate::protocol::connect::Role::Node
+                        } else {
+                            crate::protocol::connect::Role::Operator
+                        };
+                        gw.hub
+                            .kick_where(close::POLICY, "device token revoked", |e| {
+                                e.device_id.as_deref() == Some(p.device_id.as_str()) && e.role == r
+                            });
+                        Ok(
+                            json!({"deviceId": p.device_id, "role": role, "revokedAtMs": t.revoked_at_ms}),
+                        )
+                    }
+                }
+            }
+        },
+        "node.pair.list" => Ok(node_pair_list(gw)),
+        "device.pair.setupCode" => setup_code(gw, parse(method, params), now).await,
+        "node.pair.approve" => approve_node(gw, &caller, parse(method, params), now).await,
+        "node.pair.reject" => match parse::<RequestIdParams>(method, params) {
+            Err(e) => Err(e),
+            Ok(p) => match gw.pairing.update(|d| d.reject_node(&p.request_id)).await {
+                Err(e) => Err(store(e)),
+                Ok(Err(e)) => Err(perr(e)),
+                Ok(Ok(r)) => {
+                    gw.hub.broadcast(EventFrame::new("node.pair.resolved", &json!({"requestId": r.request_id, "nodeId": r.node_id, "decision": "rejected", "ts": now})));
+                    Ok(json!({"requestId": r.request_id, "nodeId": r.node_id}))
+                }
+            },
+        },
+        "node.pair.remove" => match parse::<NodeParams>(method, params) {
+            Err(e) => Err(e),
+            Ok(p) => match gw.pairing.update(|d| d.nodes.remove(&p.node_id)).await {
+                Err(e) => Err(store(e)),
+                Ok(None) => Err(perr(PairingError::UnknownNode)),
+                Ok(Some(_)) => {
+                    gw.nodes.set_effective(&p.node_id, vec![]);
+                    Ok(json!({"nodeId": p.node_id}))
+                }
+            },
+        },
+        "node.rename" => match parse::<NodeParams>(method, params) {
+            Err(e) => Err(e),
+            Ok(p) => {
+                let name = p.display_name.clone().unwrap_or_default();
+                match gw
+                    .pairing
+                    .update(|d| {
+                        d.nodes
+                            .get_mut(&p.node_id)
+                            .map(|n| n.display_name = Some(name.clone()))
+                            .is_some()
+                    })
+                    .await
+                {
+                    Err(e) => Err(store(e)),
+                    Ok(false) => Err(perr(PairingError::UnknownNode)),
+                    Ok(true) => Ok(json!({"nodeId": p.node_id, "displayName": name})),
+                }
+            }
+        },
+        _ => return None,
+    })
+}
+
+async fn approve(
+    gw: &Gateway,
+    caller: &crate::pairing::Caller,
+    p: Result<RequestIdParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    let p = p?;
+    let (req, dev) = gw
+        .pairing
+        .update(|d| d.approve(&p.request_id, Some(caller), now, &mut OsEntropy))
+        .await
+        .map_err(store)?
+        .map_err(perr)?;
+    gw.hub.broadcast(EventFrame::new("device.pair.resolved", &json!({"requestId": req.request_id, "deviceId": req.device_id, "decision": "approved", "ts": now})));
+    tracing::info!(device = %req.device_id, roles = ?req.roles, "pairing approved by operator");
+    Ok(json!({"requestId": req.request_id, "device": redact(&dev)}))
+}
+
+async fn rotate(
+    gw: &Gateway,
+    s: &Session,
+    p: Result<DeviceParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    let p = p?;
+    let role = p
+        .role
+        .clone()
+        .ok_or_else(|| WireError::invalid("device.token.rotate needs role"))?;
+    let caller = s.caller();
+    let t = gw
+        .pairing
+        .update(|d| {
+            d.rotate(
+                &p.device_id,
+                &role,
+                p.scopes.as_deref(),
+                &caller,
+                now,
+                &mut OsEntropy,
+            )
+        })
+        .await
+        .map_err(store)?
+        .map_err(perr)?;
+    let same_device =
+        caller.via_device_token && caller.device_id.as_deref() == Some(p.device_id.as_str());
+    let mut v =
+        json!({"deviceId": p.device_id, "role": role, "scopes": t.scopes, "rotatedAtMs": now});
+    if same_device {
+        v["token"] = json!(t.token);
+        v["tokenDelivery"] = json!("in-band");
+    } else {
+        v["tokenDelivery"] = json!("withheld-cross-device");
+    }
+    Ok(v)
+}
+
+fn node_pair_list(gw: &Gateway) -> Value {
+    gw.pairing.read(|d| {
+        let pending: Vec<Value> = d.nodes.values().filter_map(|n| n.pending.as_ref().map(|p| {
+            let mut v = json!(p);
+            v["displayName"] = json!(n.display_name);
+            v
+        })).collect();
+        let paired: Vec<Value> = d.nodes.values().filter(|n| n.approved_at_ms.is_some()).map(|n| json!({"nodeId": n.node_id, "displayName": n.display_name, "commands": n.approved_commands, "caps": n.approved_caps, "approvedAtMs": n.approved_at_ms})).collect();
+        json!({"pending": pending, "paired": paired})
+    })
+}
+
+async fn approve_node(
+    gw: &Gateway,
+    caller: &crate::pairing::Caller,
+    p: Result<RequestIdParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    let p = p?;
+    let n = gw
+        .pairing
+        .update(|d| d.approve_node(&p.request_id, caller, now))
+        .await
+        .map_err(store)?
+        .map_err(perr)?;
+    gw.nodes.refresh_effective(&n.node_id, &n.approved_commands);
+    gw.hub.broadcast(EventFrame::new(
+        "node.pair.resolved",
+        &json!({"requestId": p.request_id, "nodeId": n.node_id, "decision": "approved", "ts": now}),
+    ));
+    Ok(
+        json!({"requestId": p.request_id, "node": {"nodeId": n.node_id, "commands": n.approved_commands, "caps": n.approved_caps, "approvedAtMs": n.approved_at_ms}}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetupParams {
+    #[serde(default)]
+    public_url: Option<String>,
+    #[serde(default)]
+    bootstrap_profile: Option<String>,
+}
+
+/// Where the setup code's URL comes from (protocol.md §15.4), and which source.
+fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static str), WireError> {
+    let plugin = gw
+        .settings
+        .file
+        .plugins
+        .pointer("/entries/device-pair/config/publicUrl")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let remote = gw.settings.file.gateway.remote.url.clone();
+    let custom = gw
+        .settings
+        .custom_bind_host
+        .filter(|_| gw.settings.bind == crate::config::BindMode::Custom)
+        .map(|h| match h {
+            std::net::IpAddr::V6(v6) => format!("ws://[{v6}]:{}", gw.settings.port),
+            v4 => format!("ws://{v4}:{}", gw.settings.port),
+        });
+    let (url, source) = [(explicit, "explicit"), (plugin, "plugin-config"), (remote, "remote-config"), (custom, "bind-custom")]
+        .into_iter()
+        .find_map(|(u, s)| u.map(|u| (u, s)))
+        .ok_or_else(|| WireError::invalid("Gateway is only bound to loopback: pass a reachable URL (clawgate qr --url wss://<name> or ws://<LAN address>:<port>), or bind to a private address").with_details(json!({"reason": "no-url"})))?;
+    let url = crate::pairing::setup_code::check_url(&url).map_err(|e| {
+        WireError::invalid(e.to_string()).with_details(json!({"reason": "url-not-allowed"}))
+    })?;
+    Ok((url, source))
+}
+
+async fn setup_code(
+    gw: &Gateway,
+    p: Result<SetupParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    use crate::pairing::setup_code::{encode, SetupPayload};
+    let p = p?;
+    let (url, source) = setup_url(gw, p.public_url)?;
+    let requested = p.bootstrap_profile.unwrap_or_else(|| "limited".into());
+    let (profile, access) = match requested.as_str() {
+        "node" => (
+            crate::pairing::BootstrapProfile {
+                roles: vec!["node".into()],
+                scopes: vec![],
+            },
+            "node",
+        ),
+        "limited" | "full" => (
+            crate::pairing::BootstrapProfile {
+                roles: vec!["node".into(), "operator".into()],
+                scopes: [
+                    "operator.approvals",
+                    "operator.read",
+                    "operator.talk.secrets",
+                    "operator.write",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            },
+            "limited",
+        ),
+        other => {
+            return Err(WireError::invalid(format!(
+                "unknown bootstrapProfile {other:?}; use limited or node"
+            )))
+        }
+    };
+    let (token, expires) = gw
+        .pairing
+        .update(|d| d.issue_bootstrap(profile, now, &mut OsEntropy))
+        .await
+        .map_err(store)?;
+    let code = encode(&SetupPayload {
+        url: url.clone(),
+        urls: vec![],
+        bootstrap_token: token,
+        expires_at_ms: Some(expires),
+        tls_fingerprint: None,
+    });
+    let auth = if gw.settings.auth.mode == crate::config::AuthMode::Password {
+        "password"
+    } else {
+        "token"
+    };
+    let mut v = json!({"setupCode": code, "gatewayUrl": url, "auth": auth, "urlSource": source, "expiresAtMs": expires, "access": access});
+    if requested == "full" {
+        v["accessDowngraded"] = json!(true);
+    }
+    Ok(v)
+}

@@ -1,0 +1,213 @@
+//! The gateway server: shared state ([`Gateway`]), listeners, the HTTP surface
+//! and the WebSocket connection actors.
+//!
+//! Structured concurrency: every task is spawned on the gateway's
+//! [`TaskTracker`] and observes its [`CancellationToken`]; [`Gateway::shutdown`]
+//! cancels, lets connections send `shutdown` + close 1012, and waits for the drain.
+
+pub mod admit;
+pub mod budget;
+pub mod conn;
+pub mod guard_io;
+pub mod http;
+pub mod hub;
+pub mod listen;
+pub mod methods;
+pub mod methods_nodes;
+pub mod methods_pairing;
+pub mod nodes;
+pub mod presence;
+pub mod reload;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::origin::HostPolicy;
+use crate::auth::ratelimit::RateLimiter;
+use crate::config::{Settings, MAX_PENDING_HANDSHAKES};
+use crate::identity::Identity;
+use crate::protocol::frames::EventFrame;
+
+/// How long shutdown waits for connections to drain.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared state of a running gateway.
+pub struct Gateway {
+    pub settings: Settings,
+    pub identity: Identity,
+    pub hub: hub::Hub,
+    pub pairing: crate::pairing::store::Store,
+    pub nodes: nodes::Nodes,
+    pub limiter: RateLimiter,
+    pub budget: Arc<budget::Budget>,
+    pub hosts: HostPolicy,
+    pub started: Instant,
+    pub boot_id: String,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+    pub listen_addrs: std::sync::Mutex<Vec<SocketAddr>>,
+    /// LAN / wide-area discovery, once started.
+    pub discovery: std::sync::OnceLock<crate::discovery::DiscoveryHandle>,
+    /// The live auth settings (hot-reloadable, see [`reload`]).
+    auth: std::sync::RwLock<Arc<crate::config::AuthSettings>>,
+}
+
+impl Gateway {
+    pub fn new(
+        settings: Settings,
+        identity: Identity,
+        pairing: crate::pairing::store::Store,
+    ) -> Arc<Gateway> {
+        let limiter = RateLimiter::new(&settings.auth.rate_limit);
+        let auth = settings.auth.clone();
+        let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
+        let hosts = host_policy(&settings);
+        let hub = hub::Hub::new(presence::Presence::new(Some(self_presence())));
+        Arc::new(Gateway {
+            settings,
+            identity,
+            hub,
+            pairing,
+            nodes: nodes::Nodes::default(),
+            limiter,
+            budget,
+            hosts,
+            started: Instant::now(),
+            boot_id: uuid::Uuid::new_v4().to_string(),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            listen_addrs: Default::default(),
+            discovery: Default::default(),
+            auth: std::sync::RwLock::new(Arc::new(auth)),
+        })
+    }
+
+    /// The auth settings in force now.
+    pub fn auth(&self) -> Arc<crate::config::AuthSettings> {
+        self.auth
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn set_auth(&self, a: crate::config::AuthSettings) {
+        match self.auth.write() {
+            Ok(mut g) => *g = Arc::new(a),
+            Err(p) => *p.into_inner() = Arc::new(a),
+        }
+    }
+
+    pub fn uptime_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Starts the tick broadcaster.
+    pub fn spawn_tick(self: &Arc<Self>) {
+        let gw = self.clone();
+        self.tracker.spawn(async move {
+            let mut every = tokio::time::interval(gw.settings.tick_interval);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = gw.cancel.cancelled() => return,
+                    _ = every.tick() => gw.hub.broadcast(EventFrame::new("tick", &json!({"ts": crate::util::now_ms()}))),
+                }
+            }
+        });
+    }
+
+    /// Starts the `_openclaw-gw._tcp` beacon and wide-area DNS-SD (supervised; never fails).
+    pub fn spawn_discovery(self: &Arc<Self>) {
+        use crate::discovery::{BeaconSettings, DynamicInfo};
+        let listen_addrs = self
+            .listen_addrs
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        let port = listen_addrs
+            .first()
+            .map(|a| a.port())
+            .unwrap_or(self.settings.port);
+        let instance = self
+            .settings
+            .file
+            .plugins
+            .pointer("/entries/bonjour/config/instanceName")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        let settings = BeaconSettings {
+            config: self.settings.discovery.clone(),
+            state_dir: self.settings.paths.state_dir.clone(),
+            gateway_port: port,
+            listen_addrs,
+            instance_name: instance,
+            cli_path: std::env::current_exe().ok(),
+            dynamic: DynamicInfo::default(),
+        };
+        let handle = crate::discovery::spawn(settings, &self.tracker, self.cancel.child_token());
+        let _ = self.discovery.set(handle);
+    }
+
+    /// Cancels everything and waits (bounded) for tasks to finish.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown drain timed out after {DRAIN_TIMEOUT:?}");
+        }
+    }
+}
+
+fn host_policy(s: &Settings) -> HostPolicy {
+    let mut names = Vec::new();
+    if let Ok(h) = hostname() {
+        names.push(format!("{h}.local"));
+        names.push(h);
+    }
+    let origins = s
+        .allowed_origins
+        .iter()
+        .chain(s.file.gateway.public_origin.iter());
+    for o in origins {
+        if let Some((_, rest)) = o.split_once("://") {
+            names.push(crate::auth::origin::host_part(
+                rest.split('/').next().unwrap_or(""),
+            ));
+        }
+    }
+    if let Some(dns) = crate::config::process_env("OPENCLAW_TAILNET_DNS") {
+        names.push(dns.trim_end_matches('.').to_ascii_lowercase());
+    }
+    HostPolicy { names }
+}
+
+/// The machine's host name.
+pub fn hostname() -> std::io::Result<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))?;
+    Ok(h.trim().to_ascii_lowercase())
+}
+
+fn self_presence() -> Map<String, Value> {
+    let host = hostname().unwrap_or_else(|_| "gateway".into());
+    let version = env!("CARGO_PKG_VERSION");
+    let v = json!({
+        "host": host,
+        "version": version,
+        "platform": std::env::consts::OS,
+        "deviceFamily": "Linux",
+        "mode": "gateway",
+        "reason": "self",
+        "instanceId": uuid::Uuid::new_v4().to_string(),
+        "text": format!("Gateway: {host} \u{b7} app {version} \u{b7} mode gateway \u{b7} reason self"),
+    });
+    v.as_object().cloned().unwrap_or_default()
+}

@@ -1,0 +1,83 @@
+//! Shared-secret hot reload: on SIGHUP, or when the config file changes, the
+//! configuration is loaded and validated again. A valid change of the shared
+//! token or password takes effect for new connects and closes every
+//! shared-secret session with 4001 `gateway auth changed` (protocol.md §8.2).
+//! An invalid file is logged and the previous configuration stays active
+//! (threats.md SL-7); only auth secrets are hot-reloaded — other keys need a restart.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::Gateway;
+use crate::config::{self, AuthSettings, Overrides};
+use crate::protocol::errors::close;
+
+/// How often the config file's modification time is checked.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+fn mtime(gw: &Gateway) -> Option<SystemTime> {
+    std::fs::metadata(&gw.settings.paths.config_path)
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// Starts the reload watcher on the gateway's tracker.
+pub fn spawn(gw: &Arc<Gateway>, over: Overrides) {
+    let gw2 = gw.clone();
+    gw.tracker.spawn(async move {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("no SIGHUP handler, config reload only by file change: {e}");
+                None
+            }
+        };
+        let mut last = mtime(&gw2);
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = gw2.cancel.cancelled() => return,
+                _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => reload(&gw2, &over),
+                _ = tick.tick() => {
+                    let now = mtime(&gw2);
+                    if now != last {
+                        last = now;
+                        reload(&gw2, &over);
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn secrets_differ(a: &AuthSettings, b: &AuthSettings) -> bool {
+    a.mode != b.mode || a.token != b.token || a.password != b.password
+}
+
+/// Reloads and applies a changed shared secret.
+pub fn reload(gw: &Gateway, over: &Overrides) {
+    let mut next = match config::load(over, &config::process_env) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("config reload refused, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    if next.auth.mode == config::AuthMode::Token && next.auth.token.is_none() {
+        next.auth.token = config::secrets::read_generated_token(&next.paths.state_dir);
+    }
+    let current = gw.auth();
+    if !secrets_differ(&current, &next.auth) {
+        return;
+    }
+    gw.set_auth(next.auth);
+    let closed = gw
+        .hub
+        .kick_where(close::AUTH_CHANGED, "gateway auth changed", |e| {
+            e.shared_secret
+        });
+    tracing::info!(
+        closed,
+        "shared secret changed: closed shared-secret sessions with 4001"
+    );
+}
