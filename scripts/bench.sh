@@ -70,7 +70,8 @@ if [[ -x "$CLAWGATE_BIN" ]]; then
   shown=${CLAWGATE_ARGS//\{port\}/P}
   add_server clawgate "env HOME=$tmp/clawgate OPENCLAW_STATE_DIR=$tmp/clawgate/state $CLAWGATE_BIN $args" "$port" \
     "HOME=\$T OPENCLAW_STATE_DIR=\$T/state clawgate ${shown//\{token\}/T}"
-  notes+=("clawgate: $CLAWGATE_BIN, fresh HOME and OPENCLAW_STATE_DIR, no config file, token auth on loopback")
+  rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo "unknown revision")
+  notes+=("clawgate: $CLAWGATE_BIN (tree $rev), fresh HOME and OPENCLAW_STATE_DIR, no config file, token auth on loopback")
 else
   notes+=("clawgate: not measured ($CLAWGATE_BIN not built)")
 fi
