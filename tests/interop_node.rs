@@ -150,7 +150,7 @@ fn node_host_over_loopback_is_paired_approved_and_invocable() {
             "nodes",
             "invoke",
             "--node",
-            &node_id,
+            "interop-node",
             "--command",
             "system.which",
             "--params",

@@ -305,6 +305,27 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
     }
 }
 
+/// `--node` accepts a node id, display name or IP (like `openclaw nodes invoke`).
+async fn resolve_node(t: &TargetArgs, wanted: &str) -> anyhow::Result<Result<String, i32>> {
+    let list = match rpc(t, "node.list", json!({})).await? {
+        RpcOutcome::Ok(v) => v,
+        RpcOutcome::Failed(code) => return Ok(Err(code)),
+    };
+    let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
+    let matches: Vec<&Value> = nodes
+        .iter()
+        .filter(|n| [&n["nodeId"], &n["displayName"], &n["remoteIp"]].iter().any(|f| f.as_str() == Some(wanted)))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(Ok(one["nodeId"].as_str().unwrap_or(wanted).to_string())),
+        [] => Ok(Ok(wanted.to_string())),
+        _ => {
+            eprintln!("error: --node {wanted:?} matches {} nodes; use the node id (clawgate nodes list)", matches.len());
+            Ok(Err(2))
+        }
+    }
+}
+
 async fn latest_request(t: &TargetArgs) -> anyhow::Result<Option<String>> {
     let RpcOutcome::Ok(v) = rpc(t, "device.pair.list", json!({})).await? else {
         return Ok(None);
@@ -404,6 +425,10 @@ pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
                 }
             };
             target.timeout = target.timeout.max(invoke_timeout + 5_000);
+            let node = match resolve_node(&target, &node).await? {
+                Ok(id) => id,
+                Err(code) => return Ok(code),
+            };
             let key = idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let p = json!({"nodeId": node, "command": command, "params": params, "timeoutMs": invoke_timeout, "idempotencyKey": key});
             show(&target, "node.invoke", p, |v| {
