@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod exposure;
 pub mod identity;
 pub mod pairing;
 pub mod protocol;

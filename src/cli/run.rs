@@ -18,6 +18,7 @@ fn overrides(a: &RunArgs) -> Overrides {
         auth: a.auth,
         token: a.token.clone(),
         password: a.password.clone(),
+        tailscale: a.tailscale,
     }
 }
 
@@ -49,10 +50,12 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     listen::serve(&gw, listeners);
     gw.spawn_tick();
     crate::server::reload::spawn(&gw, over);
+    let exposure = crate::exposure::start(&gw).await?;
     banner(&gw, generated);
     wait_for_signal().await;
     tracing::info!("shutting down: notifying clients and draining");
     gw.shutdown().await;
+    exposure.shutdown().await;
     Ok(0)
 }
 
@@ -98,13 +101,14 @@ fn banner(gw: &Gateway, generated: bool) {
         println!("show the token again: clawgate token");
     }
     println!("browser origins: none allowed beyond loopback pages (set gateway.controlUi.allowedOrigins)");
-    println!(
-        "exposure: bind={} tailscale=off",
-        serde_json::to_value(s.bind)
-            .unwrap_or_default()
-            .as_str()
-            .unwrap_or("?")
-    );
+    let mode = crate::exposure::mode_name(s.tailscale_mode);
+    let bind = serde_json::to_value(s.bind).unwrap_or_default();
+    let bind = bind.as_str().unwrap_or("?");
+    match gw.exposure.public_url() {
+        Some(url) => println!("exposure: bind={bind} tailscale={mode} public={url} (once the route is claimed; see /readyz)"),
+        None if s.tailscale_mode != crate::config::TailscaleMode::Off => println!("exposure: bind={bind} tailscale={mode} public=wss://<MagicDNS name> (pending; see /readyz)"),
+        None => println!("exposure: bind={bind} tailscale={mode}"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -51,6 +51,8 @@ pub struct Gateway {
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     pub listen_addrs: std::sync::Mutex<Vec<SocketAddr>>,
+    /// Tailscale exposure state and the public endpoint (MagicDNS).
+    pub exposure: Arc<crate::exposure::Exposure>,
     /// The live auth settings (hot-reloadable, see [`reload`]).
     auth: std::sync::RwLock<Arc<crate::config::AuthSettings>>,
 }
@@ -66,6 +68,10 @@ impl Gateway {
         let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
         let hosts = host_policy(&settings);
         let hub = hub::Hub::new(presence::Presence::new(Some(self_presence())));
+        let exposure = Arc::new(crate::exposure::Exposure::new(
+            settings.tailscale_mode,
+            crate::exposure::start::public_port(&settings),
+        ));
         Arc::new(Gateway {
             settings,
             identity,
@@ -80,6 +86,7 @@ impl Gateway {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             listen_addrs: Default::default(),
+            exposure,
             auth: std::sync::RwLock::new(Arc::new(auth)),
         })
     }
