@@ -91,7 +91,19 @@ pub async fn start(gw: &Arc<Gateway>) -> anyhow::Result<ExposureRuntime> {
     let rt = TailscaleRuntime::start(&cfg, &gw.settings.paths.state_dir, &gw.cancel)
         .ok_or_else(|| anyhow::anyhow!("tailscale backend not selected"))?;
     start_with(gw, rt.api(), &cfg).await?;
+    wait_for_name(gw).await;
     Ok(ExposureRuntime { runtime: Some(rt) })
+}
+
+/// Bound on waiting for the MagicDNS name before the banner is printed (the route task keeps
+/// going regardless; the banner then says "pending").
+pub const NAME_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+async fn wait_for_name(gw: &Gateway) {
+    let deadline = tokio::time::Instant::now() + NAME_WAIT;
+    while gw.exposure.snapshot().fqdn.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Starts the tasks over an existing LocalAPI (tests pass a `FakeLocalApi`).
