@@ -159,7 +159,7 @@ impl Exposure {
     /// Whether `ip` is one of this node's tailnet addresses (from Tailscale, not a CIDR).
     pub fn is_tailnet_ip(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.snapshot().tailnet_ips.iter().any(|a| *a == ip)
+        self.snapshot().tailnet_ips.contains(&ip)
     }
 
     /// The `exposure` object of `/readyz`, `status` and `doctor --json`.
