@@ -306,3 +306,89 @@ async fn mode_off_never_touches_the_localapi_socket() {
     })
     .await;
 }
+
+/// Direct children of `pid` (Linux `/proc/<pid>/task/*/children`).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
+    bounded(async {
+        let Some(tsnet) = testnet::tsnet_bin() else {
+            eprintln!("SKIPPED: clawgate-tsnet not found (CLAWGATE_TSNET_BIN or make sidecar)");
+            return;
+        };
+        let Some(net) = Testnet::start(&["--sidecar-node", "gw"]).await else {
+            return;
+        };
+        let m = &net.manifest;
+        let sc = &m.sidecars["gw"];
+        let key = net.dir.path().join("authkey");
+        std::fs::write(&key, &m.auth_key).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"gateway": {"tailscale": {"mode": "serve", "sidecar": {
+            "binary": tsnet, "hostname": "gw", "stateDir": sc.state_dir,
+            "authKeyFile": key, "controlUrl": m.control_url}}}});
+        let path = dir.path().join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let env: Vec<(&str, &str)> = m
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let gw = Gateway::start_in(
+            dir,
+            &[
+                "--port",
+                "0",
+                "--token",
+                TOKEN,
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            &env,
+        );
+        testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
+        let (mut ws, _) = testnet::wss_to_name(&net, "vienna", &sc.fqdn, &[])
+            .await
+            .unwrap();
+        assert_eq!(next(&mut ws).await["event"], "connect.challenge");
+
+        let sidecar = children(gw.child.id());
+        assert_eq!(sidecar.len(), 1, "one sidecar child: {sidecar:?}");
+        let killed = tokio::time::Instant::now();
+        std::process::Command::new("kill")
+            .args(["-9", &sidecar[0].to_string()])
+            .status()
+            .unwrap();
+        testnet::wait_exposure(gw.port, "degraded", Duration::from_secs(10)).await;
+        testnet::wait_exposure(gw.port, "ok", Duration::from_secs(30)).await;
+        let took = killed.elapsed();
+        eprintln!("route restored {took:?} after the sidecar was killed");
+        assert!(
+            took <= Duration::from_secs(5),
+            "route restored after {took:?} (target 5 s)"
+        );
+        let (mut ws, _) = testnet::wss_to_name(&net, "vienna", &sc.fqdn, &["h2", "http/1.1"])
+            .await
+            .unwrap();
+        assert_eq!(next(&mut ws).await["event"], "connect.challenge");
+        drop(gw);
+        net.stop().await;
+    })
+    .await;
+}

@@ -32,6 +32,13 @@ pub const START_BOUND: Duration = Duration::from_secs(60);
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    #[serde(rename = "controlURL")]
+    pub control_url: String,
+    pub auth_key: String,
+    #[serde(default)]
+    pub env: HashMap<String, String>,
+    #[serde(default)]
+    pub sidecars: HashMap<String, SidecarInfo>,
     pub ca_cert_path: PathBuf,
     pub nodes: HashMap<String, NodeInfo>,
     #[serde(default)]
@@ -46,6 +53,13 @@ pub struct NodeInfo {
     pub localapi: Value,
     #[serde(default)]
     pub socks5: Option<Socks5>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarInfo {
+    pub fqdn: String,
+    pub state_dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +229,29 @@ pub async fn wss_over(
         .await
         .map_err(|e| format!("ws: {e}"))?;
     Ok((ws, negotiated))
+}
+
+/// `wss://<fqdn>` from `from` through its SOCKS5.
+pub async fn wss_to_name(
+    net: &Testnet,
+    from: &str,
+    fqdn: &str,
+    alpn: &[&str],
+) -> Result<(Wss, Option<Vec<u8>>), String> {
+    let tcp = socks_dial(net, from, fqdn, 443)
+        .await
+        .map_err(|e| format!("socks: {e}"))?;
+    wss_over(net, tcp, fqdn, alpn, &[]).await
+}
+
+/// The sidecar binary (`CLAWGATE_TSNET_BIN`, else `sidecar/bin/clawgate-tsnet`), if present.
+pub fn tsnet_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("CLAWGATE_TSNET_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("sidecar/bin/clawgate-tsnet")
+        });
+    path.is_file().then_some(path)
 }
 
 /// `wss://<node fqdn>` from `from` through its SOCKS5.
