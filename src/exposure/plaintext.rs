@@ -33,9 +33,12 @@ pub fn refusal(exposure: &Exposure, peer: IpAddr, local: IpAddr) -> Option<Strin
     } else {
         "public"
     };
-    Some(match exposure.public_url() {
-        Some(url) => format!("plaintext ws refused on a {kind} address; use {url}"),
-        None => format!(
+    Some(match (exposure.public_url(), exposure.tailnet_dns()) {
+        (Some(url), _) => format!("plaintext ws refused on a {kind} address; use {url}"),
+        (None, Some(name)) => format!(
+            "plaintext ws refused on a {kind} address; use wss://{name} (tailscale.mode=serve)"
+        ),
+        (None, None) => format!(
             "plaintext ws refused on a {kind} address; use wss:// (gateway.tailscale.mode=serve)"
         ),
     })
