@@ -383,11 +383,191 @@ async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
             took <= Duration::from_secs(5),
             "route restored after {took:?} (target 5 s)"
         );
-        let (mut ws, _) = testnet::wss_to_name(&net, "vienna", &sc.fqdn, &["h2", "http/1.1"])
-            .await
-            .unwrap();
+        // End to end: vienna re-learns the restarted node's endpoints, then connects again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut ws = loop {
+            match testnet::wss_to_name(&net, "vienna", &sc.fqdn, &["h2", "http/1.1"]).await {
+                Ok((ws, _)) => break ws,
+                Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        eprintln!(
+            "wss from vienna works again {:?} after the kill",
+            killed.elapsed()
+        );
         assert_eq!(next(&mut ws).await["event"], "connect.challenge");
         drop(gw);
+        net.stop().await;
+    })
+    .await;
+}
+
+/// Signed connect with explicit role/client/scopes over an open socket.
+async fn signed_as<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    d: &Device,
+    role: &str,
+    client: (&str, &str),
+    scopes: &[&str],
+    auth: Value,
+) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let ch = next(ws).await;
+    let p = d.params(&ch, role, client, scopes, auth, json!({}));
+    send(
+        ws,
+        json!({"type": "req", "id": "c1", "method": "connect", "params": p}),
+    )
+    .await;
+    next(ws).await
+}
+
+#[tokio::test]
+async fn a_phone_pairs_from_the_tailnet_with_a_magicdns_setup_code() {
+    bounded(async {
+        let Some(net) = Testnet::start(&[]).await else {
+            return;
+        };
+        let login = net.node("vienna").login.clone();
+        let extra = json!({"auth": {"identityScopes": {login.clone(): ["operator.admin"]}}});
+        let gw = gateway(&net, "serve", extra, &["--token", TOKEN]);
+        testnet::wait_exposure(gw.port, "ok", CLAIM).await;
+        let fqdn = net.node("london").fqdn.clone();
+        let mut adm = common::operator(&gw, &["operator.admin", "operator.pairing"]).await;
+        let r = call(&mut adm, "q", "device.pair.setupCode", json!({})).await;
+        assert_eq!(r["ok"], true, "{r}");
+        let setup = r["payload"]["setupCode"].as_str().unwrap();
+        let payload = clawgate::pairing::setup_code::decode(setup).unwrap();
+        assert_eq!(
+            payload.url,
+            format!("wss://{fqdn}"),
+            "the MagicDNS endpoint is the URL"
+        );
+
+        // The phone (on vienna's tailnet) redeems the bootstrap token over wss.
+        let phone = Device::new();
+        let auth = json!({"bootstrapToken": payload.bootstrap_token});
+        let (mut ws, _) = testnet::wss_from(&net, "vienna", "london", &["h2", "http/1.1"], &[])
+            .await
+            .unwrap();
+        let res = signed_as(
+            &mut ws,
+            &phone,
+            "node",
+            ("openclaw-android", "node"),
+            &[],
+            auth,
+        )
+        .await;
+        assert_eq!(res["ok"], true, "{res}");
+        assert_eq!(res["payload"]["auth"]["method"], "bootstrap-token");
+
+        // identityScopes: vienna's login gets operator.admin for this connection only, without
+        // the pairing record having to approve it.
+        let laptop = Device::new();
+        let scopes = ["operator.read", "operator.admin"];
+        let (mut ws, _) = testnet::wss_from(&net, "vienna", "london", &[], &[])
+            .await
+            .unwrap();
+        let res = signed_as(&mut ws, &laptop, "operator", OPERATOR, &scopes, json!({})).await;
+        let rid = res["error"]["details"]["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            res["error"]["details"]["requestedScopes"],
+            json!(["operator.read"]),
+            "{res}"
+        );
+        let r = call(
+            &mut adm,
+            "a",
+            "device.pair.approve",
+            json!({"requestId": rid}),
+        )
+        .await;
+        assert_eq!(r["ok"], true, "{r}");
+        let (mut ws, _) = testnet::wss_from(&net, "vienna", "london", &[], &[])
+            .await
+            .unwrap();
+        let res = signed_as(&mut ws, &laptop, "operator", OPERATOR, &scopes, json!({})).await;
+        let granted = res["payload"]["auth"]["scopes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(granted.contains(&json!("operator.admin")), "{res}");
+        // The tagged node has no login, so no identity scopes and no identity at all.
+        let (mut ws, _) = testnet::wss_from(&net, "tagged", "london", &[], &[])
+            .await
+            .unwrap();
+        let res = signed_as(&mut ws, &laptop, "operator", OPERATOR, &scopes, json!({})).await;
+        assert_eq!(code(&res), "AUTH_TOKEN_MISSING", "{res}");
+        net.stop().await;
+    })
+    .await;
+}
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn doctor(cfg: &std::path::Path, home: &std::path::Path) -> (i32, Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawgate"))
+        .args(["doctor", "--json", "--config", cfg.to_str().unwrap()])
+        .env("HOME", home)
+        .env("OPENCLAW_STATE_DIR", home.join("state"))
+        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&out.stdout)}));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check: {report}"))
+}
+
+#[tokio::test]
+async fn doctor_explains_exposure_ownership_and_listeners() {
+    bounded(async {
+        let Some(net) = Testnet::start(&[]).await else { return };
+        let port = free_port();
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"gateway": {"port": port, "tailscale": {"mode": "serve", "sidecar": {"attach": net.handshake_file("london")}}}});
+        let path = cfg_dir.path().join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let home = cfg_dir.path().to_path_buf();
+        let gw = Gateway::start_in(dir, &["--token", TOKEN, "--config", path.to_str().unwrap()], &[]);
+        assert_eq!(gw.port, port);
+        testnet::wait_exposure(port, "ok", CLAIM).await;
+        let (status, report) = doctor(&path, &home);
+        assert_eq!(status, 0, "{report}");
+        assert!(check(&report, "serve route")["detail"].as_str().unwrap().contains("owned by this clawgate"), "{report}");
+        assert_eq!(check(&report, "https certificate")["ok"], true, "{report}");
+        let listeners: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["name"] == "listener").collect();
+        assert!(listeners.iter().any(|c| c["detail"].as_str().unwrap().contains("loopback — gateway")), "{report}");
+        assert!(listeners.iter().any(|c| c["detail"].as_str().unwrap().contains("serve ingress")), "{report}");
+        // Without the gateway the route is gone: doctor says so and exits 1.
+        drop(gw);
+        let (status, report) = doctor(&path, &home);
+        assert_eq!(status, 1, "{report}");
+        assert_eq!(check(&report, "gateway")["ok"], false, "{report}");
+        assert!(check(&report, "gateway")["fix"].is_string(), "{report}");
         net.stop().await;
     })
     .await;
