@@ -198,6 +198,9 @@ async fn claim_and_hold(
             return Failure(format!("serve config refused: {e}"), "give this user LocalAPI write access (`tailscale set --operator=$USER`) or use the sidecar; if tailscaled runs with --config, set Locked: false".into())
         }
     }
+    if let Err(f) = verify(api, &session, spec, &fqdn).await {
+        return f;
+    }
     backoff.reset();
     *last_logged = None;
     let url = format!(
@@ -218,6 +221,29 @@ async fn claim_and_hold(
         None,
     );
     hold(api, &mut session, spec, exposure, cancel, &fqdn).await
+}
+
+/// Re-reads the serve config and checks our entry is there, unchanged, pointing at our own
+/// ingress listener (threats.md SL-2 "then verify", SL-9).
+async fn verify(
+    api: &dyn LocalApi,
+    session: &ForegroundSession,
+    spec: &RouteSpec,
+    fqdn: &str,
+) -> Result<(), Failure> {
+    let (cfg, _) = api.serve_config().await.map_err(|e| {
+        Failure(
+            format!("cannot re-read the serve config: {e}"),
+            "check the LocalAPI".into(),
+        )
+    })?;
+    if cfg.foreground.get(session.id()) == Some(&spec.entry(fqdn)) {
+        return Ok(());
+    }
+    Err(Failure(
+        "route verification failed: our foreground entry is missing or was altered".into(),
+        "another process is rewriting the serve config; check `tailscale serve status`".into(),
+    ))
 }
 
 /// Reads the session's bus (tailscaled disconnects slow readers) until something invalidates
