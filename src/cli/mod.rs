@@ -3,6 +3,7 @@
 
 pub mod client_cmds;
 pub mod doctor;
+pub mod doctor_net;
 pub mod pairing_cmds;
 pub mod run;
 
