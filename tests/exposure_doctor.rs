@@ -135,3 +135,29 @@ async fn doctor_explains_exposure_ownership_and_listeners() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tailnet_bind_with_tailscale_down_still_serves_loopback() {
+    bounded(async {
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let missing = cfg_dir.path().join("no-tailscaled.sock");
+        let cfg = json!({"gateway": {"bind": "tailnet", "tailscale": {"socket": missing}}});
+        let path = cfg_dir.path().join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let args = [
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--config",
+            path.to_str().unwrap(),
+        ];
+        let gw = Gateway::start_in(tempfile::tempdir().unwrap(), &args, &[]);
+        let r = testnet::readyz(gw.port).await;
+        assert_eq!(r["ready"], true, "{r}");
+        let mut ws = common::operator(&gw, &["operator.read"]).await;
+        let h = call(&mut ws, "h", "health", json!({})).await;
+        assert_eq!(h["ok"], true, "{h}");
+    })
+    .await;
+}
