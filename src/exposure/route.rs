@@ -289,6 +289,81 @@ async fn hold(
 mod tests {
     use super::*;
 
+    use crate::tailscale::{FakeLocalApi, Status};
+
+    fn ready_node() -> Status {
+        serde_json::from_value(serde_json::json!({
+            "BackendState": "Running",
+            "TailscaleIPs": ["100.64.0.3"],
+            "CertDomains": ["gw.ts.net"],
+            "CurrentTailnet": {"MagicDNSEnabled": true},
+            "Self": {"DNSName": "gw.ts.net.", "CapMap": {"https": null}},
+        }))
+        .unwrap()
+    }
+
+    async fn wait_for(e: &Exposure, h: Health, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while e.snapshot().health != h
+            || (h == Health::Degraded && !e.snapshot().reason.unwrap_or_default().contains(what))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {h:?}/{what}: {:?}",
+                e.snapshot()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The reconcile loop against the in-memory LocalAPI fake (a named mock of tailscaled): a
+    /// foreign route is a reported conflict and stays untouched; once it is gone the route is
+    /// claimed; a daemon restart drops it and it is re-claimed.
+    #[tokio::test]
+    async fn conflict_then_claim_then_reclaim_after_a_daemon_restart() {
+        let fake = Arc::new(FakeLocalApi::new(ready_node()));
+        let mut foreign = ServeConfig::default();
+        foreign.tcp.insert(
+            "443".into(),
+            TcpPortHandler {
+                https: true,
+                ..Default::default()
+            },
+        );
+        fake.set_serve_as_foreign_client(foreign.clone());
+        let exposure = Arc::new(Exposure::new(crate::config::TailscaleMode::Serve, 443));
+        let cancel = CancellationToken::new();
+        let spec = RouteSpec {
+            mode: TailscaleMode::Serve,
+            funnel_port: FunnelPort::P443,
+            ingress: "127.0.0.1:4000".parse().unwrap(),
+        };
+        let task = tokio::spawn(run(fake.clone(), spec, exposure.clone(), cancel.clone()));
+        wait_for(&exposure, Health::Degraded, "conflict").await;
+        assert_eq!(
+            fake.serve_snapshot().tcp,
+            foreign.tcp,
+            "foreign route untouched"
+        );
+        fake.set_serve_as_foreign_client(ServeConfig::default());
+        wait_for(&exposure, Health::Ok, "").await;
+        assert_eq!(fake.serve_snapshot().foreground.len(), 1);
+        fake.restart_daemon();
+        wait_for(&exposure, Health::Ok, "").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while fake.serve_snapshot().foreground.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "not re-claimed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(exposure.snapshot().fqdn.as_deref(), Some("gw.ts.net"));
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(
+            fake.live_sessions().is_empty(),
+            "cancel released the session"
+        );
+    }
+
     #[test]
     fn backoff_is_fast_then_bounded() {
         let mut b = Backoff::default();
