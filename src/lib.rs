@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod discovery;
+pub mod exposure;
 pub mod identity;
 pub mod net_class;
 pub mod pairing;

@@ -29,6 +29,9 @@ pub struct Admission {
     pub method: AuthMethod,
     pub device: Option<VerifiedDevice>,
     pub locality: Locality,
+    /// Requested scopes granted by `gateway.auth.identityScopes` to the verified Tailscale login:
+    /// connection-only, never written to the pairing record.
+    pub identity_scopes: Vec<String>,
 }
 
 /// Checks a device token against the pairing store: (device, role, token, requested scopes).
@@ -99,6 +102,15 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
             .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"})),
         ));
     }
+    if method == AuthMethod::Tailscale && device.is_none() {
+        return Err(Rejection::policy(
+            WireError::new(
+                crate::protocol::errors::ErrorCode::NotPaired,
+                "device identity required (a Tailscale identity alone is not enough; pair the device)",
+            )
+            .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"})),
+        ));
+    }
     let is_cli = c.client().id == "cli" && c.client().mode == "cli";
     let locality = t.locality(method != AuthMethod::None, is_cli);
     let scopes = effective_scopes(c, locality, method);
@@ -108,7 +120,42 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
         method,
         device,
         locality,
+        identity_scopes: identity_scopes(input),
     })
+}
+
+/// Requested scopes that `identityScopes` grants the verified login (config.md §5.3).
+fn identity_scopes(input: &Input<'_>) -> Vec<String> {
+    let Some(login) = input
+        .transport
+        .tailnet_login()
+        .filter(|_| input.auth.allow_tailscale)
+    else {
+        return Vec::new();
+    };
+    let Some(extra) = input
+        .auth
+        .identity_scopes
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(login))
+        .map(|(_, v)| v)
+    else {
+        return Vec::new();
+    };
+    dedup(input.connect.scopes())
+        .into_iter()
+        .filter(|s| extra.contains(s))
+        .collect()
+}
+
+/// Tailscale identity as a primary credential (protocol.md §8.2): only with `allowTailscale`, only a
+/// whois-verified untagged login from the dedicated listener (never Funnel, never headers), and
+/// skipped when the client sent an explicit token or password.
+fn tailscale_ok(input: &Input<'_>, auth: &ConnectAuth) -> bool {
+    input.auth.allow_tailscale
+        && input.transport.tailnet_login().is_some()
+        && auth.token.is_none()
+        && auth.password.is_none()
 }
 
 /// Primary credential, then bootstrap, then device token (protocol.md §8.2).
@@ -123,6 +170,9 @@ fn authenticate(
         return primary.map_err(|f| (f, false));
     }
     let Some(dev) = device else {
+        if primary.is_err() && tailscale_ok(input, auth) {
+            return Ok(AuthMethod::Tailscale);
+        }
         return primary.map_err(|f| (f, false));
     };
     let has_shared = auth.token.is_some() || auth.password.is_some();
@@ -145,6 +195,9 @@ fn authenticate(
             }
             TokenCheck::Mismatch => {}
         }
+    }
+    if primary.is_err() && tailscale_ok(input, auth) {
+        return Ok(AuthMethod::Tailscale);
     }
     primary.map_err(|f| {
         let can_retry =

@@ -24,6 +24,8 @@ pub enum AuthMethod {
     Password,
     DeviceToken,
     BootstrapToken,
+    /// Verified Tailscale identity (dedicated Serve listener + whois; `allowTailscale`).
+    Tailscale,
 }
 
 impl AuthMethod {
@@ -35,6 +37,7 @@ impl AuthMethod {
             AuthMethod::Password => "password",
             AuthMethod::DeviceToken => "device-token",
             AuthMethod::BootstrapToken => "bootstrap-token",
+            AuthMethod::Tailscale => "tailscale",
         }
     }
 }
@@ -187,9 +190,17 @@ pub struct Transport {
     pub host: Option<String>,
     /// Arrived on a listener that is a proxy ingress (Serve/Funnel): never local.
     pub proxy_ingress: bool,
+    /// The whois-verified source behind the dedicated Serve/Funnel listener (`None` elsewhere:
+    /// headers never produce one).
+    pub tailnet: Option<std::sync::Arc<crate::exposure::IngressPeer>>,
 }
 
 impl Transport {
+    /// The verified Tailscale login (untagged tailnet node on the dedicated listener).
+    pub fn tailnet_login(&self) -> Option<&str> {
+        self.tailnet.as_deref().and_then(|p| p.login())
+    }
+
     /// `direct_local`: loopback peer, no proxy evidence, not a proxy ingress.
     pub fn is_direct_local(&self) -> bool {
         ratelimit::canonical_ip(self.peer).is_loopback()
@@ -285,6 +296,7 @@ mod tests {
             origin: None,
             host: Some("127.0.0.1:1".into()),
             proxy_ingress: false,
+            tailnet: None,
         };
         assert_eq!(t.locality(true, true), Locality::DirectLocal);
         let proxied = Transport {

@@ -2,6 +2,8 @@
 //! 2 usage. Every read command takes `--json`.
 
 pub mod client_cmds;
+pub mod doctor;
+pub mod doctor_net;
 pub mod pairing_cmds;
 pub mod run;
 
@@ -61,6 +63,8 @@ pub enum Command {
     /// Nodes: list, describe, pending, approve, reject, invoke.
     #[command(subcommand)]
     Nodes(pairing_cmds::NodesCmd),
+    /// Check Tailscale exposure, listeners and auth; explain each problem and its fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Args, Debug, Default)]
@@ -83,6 +87,9 @@ pub struct RunArgs {
     /// Config file (default: $OPENCLAW_CONFIG_PATH or ~/.openclaw/openclaw.json).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Tailscale exposure (overrides gateway.tailscale.mode), as in `openclaw gateway run`.
+    #[arg(long, value_enum)]
+    pub tailscale: Option<crate::config::TailscaleMode>,
 }
 
 fn parse_bind_flag(s: &str) -> Result<BindMode, String> {
@@ -175,6 +182,7 @@ pub fn main() -> i32 {
             Command::Qr(q) => pairing_cmds::qr(q).await,
             Command::Discover(d) => crate::discovery::cli::run_discover(d).await,
             Command::Dns(DnsCmd::Setup(d)) => crate::discovery::cli::run_dns_setup(d).await,
+            Command::Doctor(d) => doctor::run(d).await,
         }
     });
     match result {

@@ -314,13 +314,20 @@ async fn resolve_node(t: &TargetArgs, wanted: &str) -> anyhow::Result<Result<Str
     let nodes = list["nodes"].as_array().cloned().unwrap_or_default();
     let matches: Vec<&Value> = nodes
         .iter()
-        .filter(|n| [&n["nodeId"], &n["displayName"], &n["remoteIp"]].iter().any(|f| f.as_str() == Some(wanted)))
+        .filter(|n| {
+            [&n["nodeId"], &n["displayName"], &n["remoteIp"]]
+                .iter()
+                .any(|f| f.as_str() == Some(wanted))
+        })
         .collect();
     match matches.as_slice() {
         [one] => Ok(Ok(one["nodeId"].as_str().unwrap_or(wanted).to_string())),
         [] => Ok(Ok(wanted.to_string())),
         _ => {
-            eprintln!("error: --node {wanted:?} matches {} nodes; use the node id (clawgate nodes list)", matches.len());
+            eprintln!(
+                "error: --node {wanted:?} matches {} nodes; use the node id (clawgate nodes list)",
+                matches.len()
+            );
             Ok(Err(2))
         }
     }

@@ -18,6 +18,7 @@ fn overrides(a: &RunArgs) -> Overrides {
         auth: a.auth,
         token: a.token.clone(),
         password: a.password.clone(),
+        tailscale: a.tailscale,
     }
 }
 
@@ -50,11 +51,21 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     gw.spawn_tick();
     gw.spawn_discovery();
     crate::server::reload::spawn(&gw, over);
+    let exposure = crate::exposure::start(&gw).await?;
     banner(&gw, generated);
     wait_for_signal().await;
     tracing::info!("shutting down: notifying clients and draining");
     gw.shutdown().await;
+    exposure.shutdown().await;
     Ok(0)
+}
+
+/// Writes a banner line; a closed stdout (EPIPE) must not take the gateway down.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
 }
 
 fn banner(gw: &Gateway, generated: bool) {
@@ -65,7 +76,7 @@ fn banner(gw: &Gateway, generated: bool) {
         .map(|v| v.clone())
         .unwrap_or_default();
     let urls: Vec<String> = addrs.iter().map(|a| format!("ws://{a}")).collect();
-    println!(
+    out!(
         "clawgate {} listening on {}",
         env!("CARGO_PKG_VERSION"),
         urls.join(", ")
@@ -81,8 +92,8 @@ fn banner(gw: &Gateway, generated: bool) {
         TokenSource::None => "none".into(),
     };
     match s.auth.mode {
-        AuthMode::Token => println!("auth: token ({source})"),
-        m => println!(
+        AuthMode::Token => out!("auth: token ({source})"),
+        m => out!(
             "auth: {}",
             serde_json::to_value(m)
                 .unwrap_or_default()
@@ -92,20 +103,21 @@ fn banner(gw: &Gateway, generated: bool) {
     }
     if generated {
         if let Some(t) = &s.auth.token {
-            println!("token: {}", t.expose());
+            out!("token: {}", t.expose());
         }
     }
     if s.auth.mode == AuthMode::Token {
-        println!("show the token again: clawgate token");
+        out!("show the token again: clawgate token");
     }
-    println!("browser origins: none allowed beyond loopback pages (set gateway.controlUi.allowedOrigins)");
-    println!(
-        "exposure: bind={} tailscale=off",
-        serde_json::to_value(s.bind)
-            .unwrap_or_default()
-            .as_str()
-            .unwrap_or("?")
-    );
+    out!("browser origins: none allowed beyond loopback pages (set gateway.controlUi.allowedOrigins)");
+    let mode = crate::exposure::mode_name(s.tailscale_mode);
+    let bind = serde_json::to_value(s.bind).unwrap_or_default();
+    let bind = bind.as_str().unwrap_or("?");
+    match gw.exposure.public_url() {
+        Some(url) => out!("exposure: bind={bind} tailscale={mode} public={url} (once the route is claimed; see /readyz)"),
+        None if s.tailscale_mode != crate::config::TailscaleMode::Off => out!("exposure: bind={bind} tailscale={mode} public=wss://<MagicDNS name> (pending; see /readyz)"),
+        None => out!("exposure: bind={bind} tailscale={mode}"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -75,6 +75,8 @@ pub struct Overrides {
     pub auth: Option<AuthMode>,
     pub token: Option<String>,
     pub password: Option<String>,
+    /// `--tailscale off|serve|funnel`.
+    pub tailscale: Option<TailscaleMode>,
 }
 
 /// Where state and config live.
@@ -137,6 +139,10 @@ pub struct AuthSettings {
     pub token: Option<Secret>,
     pub password: Option<Secret>,
     pub rate_limit: file::RateLimitFile,
+    /// `gateway.auth.allowTailscale` resolved (config.md §2 default).
+    pub allow_tailscale: bool,
+    /// `gateway.auth.identityScopes`: verified login → extra connection-only scopes.
+    pub identity_scopes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The one resolved configuration the gateway runs with.
@@ -171,7 +177,7 @@ pub enum TokenSource {
 }
 
 /// `gateway.tailscale.mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TailscaleMode {
     Off,
     Serve,
@@ -304,8 +310,16 @@ fn resolve(
         })?),
         None => None,
     };
-    let (auth, token_source) = secrets::resolve_auth(g, over, env)?;
-    let tailscale_mode = tailscale_mode(&g.tailscale)?;
+    let (mut auth, token_source) = secrets::resolve_auth(g, over, env)?;
+    let tailscale_mode = match over.tailscale {
+        Some(m) => m,
+        None => tailscale_mode(&g.tailscale)?,
+    };
+    auth.allow_tailscale = g.auth.allow_tailscale.unwrap_or(
+        tailscale_mode == TailscaleMode::Serve
+            && !matches!(auth.mode, AuthMode::Password | AuthMode::TrustedProxy),
+    );
+    auth.identity_scopes = g.auth.identity_scopes.clone();
     let handshake_ms =
         env_u64(env, env::HANDSHAKE_TIMEOUT_MS)?.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS);
     let tick_ms =

@@ -153,6 +153,8 @@ pub fn resolve_auth(
         token,
         password,
         rate_limit: g.auth.rate_limit.clone(),
+        allow_tailscale: false,
+        identity_scopes: Default::default(),
     };
     Ok((auth, source))
 }

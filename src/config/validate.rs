@@ -32,15 +32,8 @@ fn check_bind(s: &Settings) -> Result<(), ConfigError> {
                 "set gateway.customBindHost to an address of this host, e.g. 192.168.1.10",
             )),
         },
-        BindMode::Tailnet | BindMode::Auto => Err(ConfigError::new(
-            "gateway.bind",
-            format!(
-                "bind = {:?} needs the Tailscale integration, which this build does not have yet",
-                s.bind
-            ),
-            "use loopback (default), lan or custom",
-        )),
-        BindMode::Loopback | BindMode::Lan => Ok(()),
+        BindMode::Tailnet => crate::exposure::start::tailscale_config(s).map(|_| ()),
+        BindMode::Loopback | BindMode::Lan | BindMode::Auto => Ok(()),
     }
 }
 
@@ -130,9 +123,5 @@ fn check_tailscale(s: &Settings) -> Result<(), ConfigError> {
             ));
         }
     }
-    Err(ConfigError::new(
-        "gateway.tailscale.mode",
-        "Tailscale exposure is not in this build yet (it would silently do nothing)",
-        "set gateway.tailscale.mode to off and reach the gateway over an SSH tunnel meanwhile",
-    ))
+    crate::exposure::start::tailscale_config(s).map(|_| ())
 }

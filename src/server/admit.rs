@@ -48,6 +48,9 @@ fn device_connect(c: &Connect, a: &Admission, t: &Transport) -> Option<DeviceCon
         role: c.role.as_str().to_string(),
         scopes: if c.role == Role::Operator {
             dedup(c.scopes())
+                .into_iter()
+                .filter(|s| !a.identity_scopes.contains(s))
+                .collect()
         } else {
             vec![]
         },
@@ -110,7 +113,10 @@ pub async fn pair(
     if reason == Some(Reason::MetadataUpgrade)
         && matches!(
             a.method,
-            AuthMethod::DeviceToken | AuthMethod::Token | AuthMethod::Password
+            AuthMethod::DeviceToken
+                | AuthMethod::Token
+                | AuthMethod::Password
+                | AuthMethod::Tailscale
         )
     {
         gw.pairing

@@ -52,15 +52,15 @@ pub async fn run(
     up: Upgraded,
     t: Transport,
     permit: Option<Permit>,
-    host_ok: bool,
+    refusal: Option<String>,
 ) {
     let span = tracing::info_span!("conn", peer = %t.peer, client = tracing::field::Empty);
     async move {
         let io = GuardedIo::new(TokioIo::new(up), MAX_PREAUTH_PAYLOAD_BYTES);
         let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(ws_config())).await;
-        if !host_ok {
-            tracing::warn!(host = ?t.host, "refused: Host not allowed (DNS rebinding guard)");
-            return close_ws(&mut ws, close::POLICY, "host not allowed").await;
+        if let Some(reason) = refusal {
+            tracing::warn!(host = ?t.host, "refused before connect: {reason}");
+            return close_ws(&mut ws, close::POLICY, &reason).await;
         }
         let Some(permit) = permit else {
             return close_ws(
@@ -203,6 +203,11 @@ async fn handshake(
                 }
             };
             a.scopes = paired.scopes.clone();
+            for s in &a.identity_scopes {
+                if !a.scopes.contains(s) {
+                    a.scopes.push(s.clone());
+                }
+            }
             let hello = frames::res_ok_raw(&id, &hello_ok(gw, &connect, &a, &paired));
             Ok((Box::new(connect), a, hello))
         }

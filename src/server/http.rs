@@ -17,6 +17,7 @@ use super::budget::Refused;
 use super::conn;
 use super::Gateway;
 use crate::auth::Transport;
+use crate::exposure::ingress::Via;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -63,17 +64,50 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.method() == Method::GET && upgrade_ws && conn_upgrade
 }
 
-/// Serves one HTTP request.
+/// Serves one HTTP request on an ordinary listener.
 pub async fn handle(
     gw: Arc<Gateway>,
     peer: SocketAddr,
     local: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
+    handle_via(gw, peer, local, Via::Direct, req).await
+}
+
+/// Whether `Host` is acceptable: the usual allowlist, plus the MagicDNS name on the dedicated
+/// Serve listener (the name tailscaled terminated TLS for).
+fn host_allowed(gw: &Gateway, host: Option<&str>, local: SocketAddr, via: &Via) -> bool {
+    if gw.hosts.allows(host, local.ip()) {
+        return true;
+    }
+    let name = host.map(crate::auth::origin::host_part);
+    matches!(via, Via::Ingress(_))
+        && name.is_some_and(|h| {
+            gw.exposure
+                .tailnet_dns()
+                .is_some_and(|d| d.eq_ignore_ascii_case(&h))
+        })
+}
+
+/// Serves one HTTP request; `peer` is the PROXY source on the dedicated listener.
+pub async fn handle_via(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    local: SocketAddr,
+    via: Via,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
     let host = header_str(req.headers(), "host").map(str::to_string);
-    let host_ok = gw.hosts.allows(host.as_deref(), local.ip());
+    let host_ok = host_allowed(&gw, host.as_deref(), local, &via);
     if is_upgrade(&req) {
-        return Ok(upgrade(gw, peer, local, req, host, host_ok));
+        let refusal = if !host_ok {
+            Some("host not allowed".to_string())
+        } else if matches!(via, Via::Direct) {
+            crate::exposure::plaintext::refusal(&gw.exposure, peer.ip(), local.ip())
+        } else {
+            None
+        };
+        return Ok(upgrade(gw, peer, local, req, host, refusal, via));
     }
     if !host_ok {
         return Ok(json(
@@ -119,7 +153,7 @@ fn readiness(gw: &Gateway) -> Resp {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": {"tailscale": "off"}});
+    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": gw.exposure.report()});
     json(status, body)
 }
 
@@ -142,7 +176,8 @@ fn upgrade(
     local: SocketAddr,
     mut req: Request<Incoming>,
     host: Option<String>,
-    host_ok: bool,
+    refusal: Option<String>,
+    via: Via,
 ) -> Resp {
     let h = req.headers();
     let key = match (
@@ -172,18 +207,19 @@ fn upgrade(
     let transport = Transport {
         peer: peer.ip(),
         local: local.ip(),
-        proxy_headers: PROXY_HEADERS.iter().any(|n| h.contains_key(*n)),
+        proxy_headers: PROXY_HEADERS.iter().any(|n| h.contains_key(*n)) || via.peer().is_some(),
         origin: header_str(h, "origin")
             .filter(|o| !o.trim().is_empty())
             .map(str::to_string),
         host,
-        proxy_ingress: false,
+        proxy_ingress: via.peer().is_some(),
+        tailnet: via.peer().cloned(),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let gw2 = gw.clone();
     let fut = async move {
         match on_upgrade.await {
-            Ok(up) => conn::run(gw2, up, transport, permit, host_ok).await,
+            Ok(up) => conn::run(gw2, up, transport, permit, refusal).await,
             Err(e) => tracing::debug!(%peer, "upgrade failed: {e}"),
         }
     };

@@ -47,7 +47,8 @@ pub fn addresses(s: &Settings) -> Vec<(SocketAddr, bool)> {
     }
 }
 
-fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds one address (reuseaddr, v6-only for IPv6, [`BACKLOG`]).
+pub fn bind_one(addr: SocketAddr) -> io::Result<TcpListener> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

@@ -197,7 +197,7 @@ fn status(gw: &Gateway, s: &Session) -> Value {
         "uptimeMs": gw.uptime_ms(),
         "connections": {"operators": operators, "nodes": nodes},
         "presence": gw.hub.presence.state_version(),
-        "exposure": {"tailscale": "off"},
+        "exposure": gw.exposure.report(),
     });
     if let Some(d) = gw.discovery.get() {
         v["discovery"] = serde_json::to_value(d.status()).unwrap_or_default();

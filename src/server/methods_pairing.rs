@@ -340,7 +340,9 @@ fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static
             std::net::IpAddr::V6(v6) => format!("ws://[{v6}]:{}", gw.settings.port),
             v4 => format!("ws://{v4}:{}", gw.settings.port),
         });
-    let (url, source) = [(explicit, "explicit"), (plugin, "plugin-config"), (remote, "remote-config"), (custom, "bind-custom")]
+    // The Serve/Funnel endpoint (MagicDNS) is the one public source of truth once exposure is on.
+    let tailscale = gw.exposure.public_url();
+    let (url, source) = [(explicit, "explicit"), (plugin, "plugin-config"), (tailscale, "tailscale-serve"), (remote, "remote-config"), (custom, "bind-custom")]
         .into_iter()
         .find_map(|(u, s)| u.map(|u| (u, s)))
         .ok_or_else(|| WireError::invalid("Gateway is only bound to loopback: pass a reachable URL (clawgate qr --url wss://<name> or ws://<LAN address>:<port>), or bind to a private address").with_details(json!({"reason": "no-url"})))?;

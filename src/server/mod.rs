@@ -53,6 +53,8 @@ pub struct Gateway {
     pub listen_addrs: std::sync::Mutex<Vec<SocketAddr>>,
     /// LAN / wide-area discovery, once started.
     pub discovery: std::sync::OnceLock<crate::discovery::DiscoveryHandle>,
+    /// Tailscale exposure state and the public endpoint (MagicDNS).
+    pub exposure: Arc<crate::exposure::Exposure>,
     /// The live auth settings (hot-reloadable, see [`reload`]).
     auth: std::sync::RwLock<Arc<crate::config::AuthSettings>>,
 }
@@ -68,6 +70,10 @@ impl Gateway {
         let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
         let hosts = host_policy(&settings);
         let hub = hub::Hub::new(presence::Presence::new(Some(self_presence())));
+        let exposure = Arc::new(crate::exposure::Exposure::new(
+            settings.tailscale_mode,
+            crate::exposure::start::public_port(&settings),
+        ));
         Arc::new(Gateway {
             settings,
             identity,
@@ -83,6 +89,7 @@ impl Gateway {
             tracker: TaskTracker::new(),
             listen_addrs: Default::default(),
             discovery: Default::default(),
+            exposure,
             auth: std::sync::RwLock::new(Arc::new(auth)),
         })
     }
@@ -150,7 +157,32 @@ impl Gateway {
             dynamic: DynamicInfo::default(),
         };
         let handle = crate::discovery::spawn(settings, &self.tracker, self.cancel.child_token());
-        let _ = self.discovery.set(handle);
+        let _ = self.discovery.set(handle.clone());
+        self.spawn_discovery_follower(handle);
+    }
+
+    /// Keeps the beacon's `tailnetDns` / tailnet IPs in step with the exposure state
+    /// (the MagicDNS name is the one source of truth, threats.md WS-4). Reads only the
+    /// in-memory exposure snapshot: no LocalAPI calls.
+    fn spawn_discovery_follower(self: &Arc<Self>, handle: crate::discovery::DiscoveryHandle) {
+        const EVERY: Duration = Duration::from_secs(2);
+        let gw = self.clone();
+        self.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(EVERY);
+            loop {
+                tokio::select! {
+                    _ = gw.cancel.cancelled() => return,
+                    _ = tick.tick() => {
+                        let snap = gw.exposure.snapshot();
+                        handle.update(crate::discovery::DynamicInfo {
+                            tailnet_dns: gw.exposure.tailnet_dns(),
+                            tailnet_ips: snap.tailnet_ips.clone(),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        });
     }
 
     /// Cancels everything and waits (bounded) for tasks to finish.

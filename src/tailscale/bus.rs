@@ -91,7 +91,9 @@ pub fn parse_notify(line: &[u8]) -> Result<Notify> {
 
 /// An open `watch-ipn-bus` stream. Ends (`None`) when tailscaled closes it.
 pub struct IpnBus {
-    stream: BoxStream<'static, Result<Notify>>,
+    /// In a `Mutex` only to make the bus `Sync` (so `&ForegroundSession` may cross an `.await` in
+    /// a spawned task); it is only ever reached through `get_mut`, never locked.
+    stream: std::sync::Mutex<BoxStream<'static, Result<Notify>>>,
     /// Dropped together with the stream; lets the fake forget its session.
     _guard: Option<Box<dyn Send + Sync>>,
 }
@@ -103,14 +105,18 @@ impl IpnBus {
         guard: Option<Box<dyn Send + Sync>>,
     ) -> Self {
         Self {
-            stream,
+            stream: std::sync::Mutex::new(stream),
             _guard: guard,
         }
     }
 
     /// The next Notify; `None` once the stream has closed.
     pub async fn next(&mut self) -> Option<Result<Notify>> {
-        self.stream.next().await
+        let stream = match self.stream.get_mut() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        stream.next().await
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod openclaw;
+pub mod testnet;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -110,7 +112,7 @@ pub async fn open(url: &str, headers: &[(&str, &str)]) -> Ws {
 }
 
 /// The next text frame as JSON (skipping pings), or the close frame as `{"close":code,"reason":…}`.
-pub async fn next(ws: &mut Ws) -> Value {
+pub async fn next<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Value {
     let fut = async {
         loop {
             match ws.next().await {
@@ -130,7 +132,7 @@ pub async fn next(ws: &mut Ws) -> Value {
 }
 
 /// Skips events until a `res` arrives.
-pub async fn next_res(ws: &mut Ws) -> Value {
+pub async fn next_res<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Value {
     loop {
         let f = next(ws).await;
         if f["type"] != "event" {
@@ -139,7 +141,7 @@ pub async fn next_res(ws: &mut Ws) -> Value {
     }
 }
 
-pub async fn send(ws: &mut Ws, v: Value) {
+pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, v: Value) {
     // A failed send shows up as an error or close frame on the next read.
     let _ = ws.send(Message::text(v.to_string())).await;
 }
@@ -153,7 +155,10 @@ pub fn connect_params(auth: Value, scopes: &[&str]) -> Value {
 }
 
 /// Reads the challenge, sends `connect` with `params`, returns (challenge, response).
-pub async fn handshake(ws: &mut Ws, params: Value) -> (Value, Value) {
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    params: Value,
+) -> (Value, Value) {
     let ch = next(ws).await;
     assert_eq!(ch["event"], "connect.challenge", "{ch}");
     send(
@@ -172,7 +177,12 @@ pub async fn operator(gw: &Gateway, scopes: &[&str]) -> Ws {
     ws
 }
 
-pub async fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
+pub async fn call<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    id: &str,
+    method: &str,
+    params: Value,
+) -> Value {
     send(
         ws,
         json!({"type": "req", "id": id, "method": method, "params": params}),

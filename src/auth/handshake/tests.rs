@@ -11,6 +11,8 @@ fn settings(mode: AuthMode) -> AuthSettings {
         token: Some(Secret::new("T")),
         password: Some(Secret::new("P")),
         rate_limit: RateLimitFile::default(),
+        allow_tailscale: false,
+        identity_scopes: Default::default(),
     }
 }
 
@@ -22,6 +24,7 @@ fn transport(peer: &str) -> Transport {
         origin: None,
         host: Some("127.0.0.1:18789".into()),
         proxy_ingress: false,
+        tailnet: None,
     }
 }
 

@@ -1,0 +1,23 @@
+# Tailscale-first exposure (src/exposure/, tests/exposure_*.rs, examples/bench_tailscale.rs).
+# The offline-tailnet tests use sidecar/bin/{clawgate-testnet,clawgate-tsnet,tailscaled} (built by
+# deps-sidecar, or CLAWGATE_*_BIN) and skip without them unless CLAWGATE_REQUIRE_TESTNET=1; the
+# bind=tailnet test needs root, iproute2 (ip, ss) and network namespaces.
+
+DEPS_TARGETS  += deps-exposure
+BENCH_TARGETS += bench-tailscale
+
+.PHONY: deps-exposure test-exposure bench-tailscale
+
+## deps-exposure: iproute2 for the network-namespace test.
+deps-exposure:
+	@command -v ip >/dev/null 2>&1 && command -v ss >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq iproute2; }
+
+## test-exposure: only the exposure suites, with the testnet required.
+test-exposure: deps-exposure
+	CLAWGATE_REQUIRE_TESTNET=1 $(CARGO) test --release --test exposure_tailnet --test exposure_doctor --test exposure_bind
+	$(CARGO) test --release --lib exposure::
+
+## bench-tailscale: wss connect→hello-ok per second through Serve on the offline tailnet.
+bench-tailscale:
+	$(CARGO) build --release --bin clawgate --example bench_tailscale
+	CLAWGATE_BIN=target/release/clawgate target/release/examples/bench_tailscale

@@ -1,0 +1,331 @@
+//! `clawgate doctor [--json]` (issue 5 §7): checks and explains the Tailscale backend (reachable,
+//! logged in, MagicDNS, HTTPS certificates, Funnel), serve-config ownership and conflicts, every
+//! listening socket of the gateway with its public/private/tailnet class, auth mode and exposure.
+//! Each problem carries its fix; exit status 1 when anything is wrong.
+//!
+//! Invariants: read-only — doctor never writes the serve config or prefs; with `tailscale.mode =
+//! off` and a non-tailnet bind it makes no LocalAPI call (SL-1); it never prints secrets.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{self, AuthMode, Overrides, Settings, TailscaleMode};
+use crate::exposure::start::runtime_config;
+use crate::tailscale::{
+    preflight, Backend, Handshake, LocalApi, LocalApiClient, ServeConfig, Status,
+};
+
+/// `clawgate doctor` arguments.
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Config file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// One check.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Passed.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it (failed checks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+pub(super) fn pass(name: &str, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: true,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+pub(super) fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok: false,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Runs the checks and prints them; exit 1 on any failure.
+pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
+    let over = Overrides {
+        config: a.config.clone(),
+        ..Default::default()
+    };
+    let mut checks = Vec::new();
+    let settings = match config::load(&over, &config::process_env) {
+        Ok(s) => s,
+        Err(e) => {
+            checks.push(fail("config", e.problem.clone(), e.fix.clone()));
+            return Ok(print(&checks, a.json, &Value::Null));
+        }
+    };
+    checks.push(pass(
+        "config",
+        settings.paths.config_path.display().to_string(),
+    ));
+    checks.push(auth_check(&settings));
+    let ready = fetch_readyz(settings.port).await;
+    checks.push(match &ready {
+        Some(_) => pass(
+            "gateway",
+            format!("running, /readyz answered on 127.0.0.1:{}", settings.port),
+        ),
+        None => fail(
+            "gateway",
+            "not running on loopback (no /readyz answer)",
+            "start it: clawgate run",
+        ),
+    });
+    let exposure = ready
+        .as_ref()
+        .map(|r| r["exposure"].clone())
+        .unwrap_or(Value::Null);
+    if let Some(api) = backend(&settings, &mut checks) {
+        tailscale_checks(&settings, &*api, &exposure, &mut checks).await;
+    }
+    exposure_check(&settings, &exposure, &mut checks);
+    let ingress = exposure["ingress"]
+        .as_str()
+        .and_then(|s| s.parse::<SocketAddr>().ok());
+    let ips: Vec<IpAddr> =
+        serde_json::from_value(exposure["tailnetIps"].clone()).unwrap_or_default();
+    super::doctor_net::sockets(settings.port, ingress, &ips, &mut checks);
+    Ok(print(&checks, a.json, &exposure))
+}
+
+fn auth_check(s: &Settings) -> Check {
+    let mode = serde_json::to_value(s.auth.mode).unwrap_or_default();
+    let mode = mode.as_str().unwrap_or("?").to_owned();
+    match (s.auth.mode, s.tailscale_mode) {
+        (AuthMode::Password, TailscaleMode::Funnel)
+        | (_, TailscaleMode::Off | TailscaleMode::Serve) => pass(
+            "auth",
+            format!("mode {mode}, allowTailscale {}", s.auth.allow_tailscale),
+        ),
+        _ => fail(
+            "auth",
+            format!("mode {mode} with Funnel"),
+            "Funnel requires gateway.auth.mode = password",
+        ),
+    }
+}
+
+/// The LocalAPI to inspect, or `None` (mode off and no tailnet bind ⇒ nothing is touched).
+fn backend(s: &Settings, checks: &mut Vec<Check>) -> Option<Arc<dyn LocalApi>> {
+    let cfg = match runtime_config(s) {
+        Ok(Some(cfg)) => cfg,
+        Ok(None) => {
+            checks.push(pass(
+                "tailscale",
+                "mode off and bind not tailnet: no Tailscale calls made",
+            ));
+            return None;
+        }
+        Err(e) => {
+            checks.push(fail("tailscale config", e.problem, e.fix));
+            return None;
+        }
+    };
+    match cfg.backend() {
+        Backend::System(ep) => Some(Arc::new(LocalApiClient::new(ep))),
+        Backend::AttachSidecar(path) => match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Handshake::parse(&b).map_err(|e| e.to_string()))
+        {
+            Ok((_, ep)) => Some(Arc::new(LocalApiClient::new(ep))),
+            Err(e) => {
+                checks.push(fail("tailscale backend", format!("sidecar handshake {}: {e}", path.display()), "start the sidecar (clawgate-tsnet --handshake-file …) or fix gateway.tailscale.sidecar.attach"));
+                None
+            }
+        },
+        Backend::SpawnSidecar(_) => {
+            checks.push(pass(
+                "tailscale backend",
+                "sidecar spawned by the running gateway; its state is in /readyz exposure",
+            ));
+            None
+        }
+        Backend::None => None,
+    }
+}
+
+async fn tailscale_checks(
+    s: &Settings,
+    api: &dyn LocalApi,
+    exposure: &Value,
+    checks: &mut Vec<Check>,
+) {
+    let status = match api.self_status().await {
+        Ok(st) => st,
+        Err(e) => {
+            checks.push(fail("tailscale reachable", e.to_string(), "start tailscaled; give this user access: `sudo tailscale set --operator=$USER` (or use the sidecar)"));
+            return;
+        }
+    };
+    checks.push(pass(
+        "tailscale reachable",
+        format!("backend state {}", status.backend_state.name()),
+    ));
+    let mode = match s.tailscale_mode {
+        TailscaleMode::Funnel => crate::tailscale::TailscaleMode::Funnel,
+        _ => crate::tailscale::TailscaleMode::Serve,
+    };
+    let port = crate::exposure::start::tailscale_config(s)
+        .map(|c| c.funnel_port)
+        .unwrap_or_default();
+    let prefs = api.prefs().await.ok();
+    let issues = preflight(&status, prefs.as_ref(), mode, port);
+    for i in &issues {
+        checks.push(fail("tailscale preflight", format!("{i:?}"), i.remedy()));
+    }
+    if issues.is_empty() {
+        checks.push(pass(
+            "tailscale preflight",
+            format!(
+                "logged in, MagicDNS on, HTTPS certificates enabled{}",
+                if mode == crate::tailscale::TailscaleMode::Funnel {
+                    ", Funnel permitted"
+                } else {
+                    ""
+                }
+            ),
+        ));
+        cert_check(api, &status, checks).await;
+    }
+    if s.tailscale_mode != TailscaleMode::Off {
+        match api.serve_config().await {
+            Ok((cfg, _)) => checks.push(ownership(&cfg, u16::from(port), mode, exposure)),
+            Err(e) => checks.push(fail(
+                "serve config",
+                e.to_string(),
+                "give this user LocalAPI access (`tailscale set --operator=$USER`)",
+            )),
+        }
+    }
+}
+
+async fn cert_check(api: &dyn LocalApi, status: &Status, checks: &mut Vec<Check>) {
+    let Some(fqdn) = status.fqdn() else { return };
+    match api.cert_pair(fqdn).await {
+        Ok(p) if p.cert_pem.contains("BEGIN CERTIFICATE") => checks.push(pass("https certificate", format!("available for {fqdn}"))),
+        Ok(_) => checks.push(fail("https certificate", format!("unusable certificate for {fqdn}"), "check tailscaled's cert store (tailscale cert)")),
+        Err(e) => checks.push(fail("https certificate", format!("{fqdn}: {e}"), "enable HTTPS certificates in the admin console; wait for issuance (30–60 s) and check rate limits")),
+    }
+}
+
+/// Who serves our public port.
+fn ownership(
+    cfg: &ServeConfig,
+    funnel_port: u16,
+    mode: crate::tailscale::TailscaleMode,
+    exposure: &Value,
+) -> Check {
+    let port = if mode == crate::tailscale::TailscaleMode::Funnel {
+        funnel_port
+    } else {
+        443
+    };
+    let ingress = exposure["ingress"].as_str().unwrap_or("");
+    let key = port.to_string();
+    let mine = |c: &ServeConfig| {
+        c.tcp.get(&key).and_then(|h| h.tcp_forward.as_deref()) == Some(ingress)
+            && !ingress.is_empty()
+    };
+    if cfg.foreground.values().any(mine) {
+        return pass(
+            "serve route",
+            format!("port {port} → {ingress}: owned by this clawgate (foreground session)"),
+        );
+    }
+    match cfg.served_ports().into_iter().find(|(p, _)| *p == key) {
+        Some((_, owner)) => fail("serve route", format!("port {port} is held by {}", owner.map_or("a background serve entry".into(), |s| format!("foreground session {s}"))), format!("remove that handler (`tailscale serve --https={port} off`) or choose another Funnel port; clawgate never overwrites it")),
+        None => fail("serve route", format!("nothing serves port {port}"), "start the gateway (clawgate run); if it runs, see the exposure reason"),
+    }
+}
+
+fn exposure_check(s: &Settings, exposure: &Value, checks: &mut Vec<Check>) {
+    if s.tailscale_mode == TailscaleMode::Off {
+        checks.push(pass("exposure", "off"));
+        return;
+    }
+    match exposure["tailscale"].as_str() {
+        Some("ok") => checks.push(pass(
+            "exposure",
+            format!("ok: {}", exposure["publicUrl"].as_str().unwrap_or("?")),
+        )),
+        Some(other) => checks.push(fail(
+            "exposure",
+            format!("{other}: {}", exposure["reason"].as_str().unwrap_or("")),
+            exposure["remedy"]
+                .as_str()
+                .unwrap_or("see the gateway log")
+                .to_owned(),
+        )),
+        None => checks.push(fail(
+            "exposure",
+            "unknown (gateway not running)",
+            "start it: clawgate run",
+        )),
+    }
+}
+
+/// GET /readyz from the local gateway (HTTP/1.0, bounded).
+async fn fetch_readyz(port: u16) -> Option<Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.take(1 << 20).read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), io)
+        .await
+        .ok()?
+}
+
+fn print(checks: &[Check], json: bool, exposure: &Value) -> i32 {
+    let ok = checks.iter().all(|c| c.ok);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": ok, "checks": checks, "exposure": exposure})
+        );
+    } else {
+        for c in checks {
+            println!(
+                "{} {}: {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+            if let Some(f) = &c.fix {
+                println!("     fix: {f}");
+            }
+        }
+    }
+    i32::from(!ok)
+}

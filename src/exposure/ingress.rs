@@ -1,0 +1,110 @@
+//! The dedicated Serve/Funnel ingress listener (tailscale.md §4 option B, threats.md SL-9, PX-9):
+//! a `127.0.0.1:<ephemeral>` socket that only tailscaled's TLS-terminated TCP forward targets.
+//! Every connection must start with a PROXY v2 header; its source is identified by whois and the
+//! HTTP/1.1 request that follows is served by the ordinary HTTP surface with
+//! [`Via::Ingress`] provenance.
+//!
+//! Invariants: this listener is the only place that grants tailnet provenance; everything on it
+//! is a proxy ingress (never local, never silent pairing, no rate-limit exemption); a missing,
+//! malformed or `LOCAL` PROXY header closes the connection before any HTTP is read (a PROXY
+//! header on any other listener is never parsed); an unidentifiable source is `Public` (Funnel),
+//! never a tailnet user; whois failures (LocalAPI down) refuse the connection.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+
+use super::identity::{IngressPeer, WhoisCache};
+use super::proxy_v2;
+use crate::server::Gateway;
+
+/// How a request reached the HTTP surface.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// An ordinary gateway listener (loopback, LAN, tailnet bind): plaintext rules apply.
+    Direct,
+    /// The dedicated Serve/Funnel listener, with the whois-verified source.
+    Ingress(Arc<IngressPeer>),
+}
+
+impl Via {
+    /// The verified tailnet peer, if any.
+    pub fn peer(&self) -> Option<&Arc<IngressPeer>> {
+        match self {
+            Via::Direct => None,
+            Via::Ingress(p) => Some(p),
+        }
+    }
+}
+
+/// Binds the dedicated listener on an ephemeral loopback port.
+pub async fn bind() -> io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+}
+
+/// Runs the accept loop on the gateway's tracker until the gateway is cancelled.
+pub fn serve(gw: &Arc<Gateway>, listener: TcpListener, whois: Arc<WhoisCache>) {
+    let gw2 = gw.clone();
+    gw.tracker.spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = gw2.cancel.cancelled() => return,
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!("ingress accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let (gw3, whois) = (gw2.clone(), whois.clone());
+            gw2.tracker.spawn(connection(gw3, stream, whois));
+        }
+    });
+}
+
+/// One ingress connection: PROXY header → whois → HTTP/1.1 (with upgrades).
+async fn connection(gw: Arc<Gateway>, mut stream: TcpStream, whois: Arc<WhoisCache>) {
+    let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let header = tokio::select! {
+        _ = gw.cancel.cancelled() => return,
+        h = proxy_v2::read_header(&mut stream) => h,
+    };
+    let source = match header {
+        Ok(h) => h.source,
+        Err(e) => {
+            tracing::warn!("ingress connection without a valid PROXY v2 header: {e}");
+            return;
+        }
+    };
+    let peer = match whois.lookup(source.ip()).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(%source, "whois failed; refusing ingress connection: {e}");
+            return;
+        }
+    };
+    tracing::debug!(%source, peer = %peer.describe(), "ingress connection");
+    let via = Via::Ingress(peer);
+    let cancel = gw.cancel.clone();
+    let svc = service_fn(move |req| {
+        crate::server::http::handle_via(gw.clone(), source, local, via.clone(), req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(16 * 1024)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+}

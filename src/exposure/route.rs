@@ -1,0 +1,397 @@
+//! The owned Serve/Funnel route (config.md §5.3, threats.md SL-2..SL-5, SL-9..SL-11): a
+//! Foreground serve entry `TCP[<port>] = {TCPForward: <ingress>, TerminateTLS: <fqdn>,
+//! ProxyProtocol: 2}` (+ `AllowFunnel` for Funnel), claimed through the LocalAPI and held for the
+//! life of the gateway; re-claimed when the IPN bus closes (tailscaled or sidecar restart).
+//!
+//! Invariants: only our own Foreground entry is ever written, with If-Match (never a global reset,
+//! never a foreign route overwritten — a conflict is reported, see `ForegroundSession::claim`); the
+//! route vanishes when we die (the bus stream closes); every failure leaves the loopback gateway
+//! running, is logged once per distinct reason with its remedy, and is retried with bounded
+//! backoff ([`Backoff`]); health is `ok` only while the claim is held.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Exposure, Health};
+use crate::tailscale::{
+    preflight, ClaimError, ForegroundSession, FunnelPort, LocalApi, ServeConfig, Status,
+    TailscaleMode, TcpPortHandler,
+};
+
+/// First retry delay.
+pub const BACKOFF_START: Duration = Duration::from_millis(200);
+/// Retry cap during the first [`FAST_WINDOW`] of an outage: keeps "route back ≤ 5 s" after a
+/// tailscaled/sidecar restart.
+pub const BACKOFF_FAST_CAP: Duration = Duration::from_secs(1);
+/// Retry cap after that (a long outage: don't hammer the daemon).
+pub const BACKOFF_SLOW_CAP: Duration = Duration::from_secs(30);
+/// How long an outage counts as "just restarted".
+pub const FAST_WINDOW: Duration = Duration::from_secs(60);
+
+/// Exponential backoff, fast for the first minute of an outage, then slow.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    since: Option<Instant>,
+    next: Duration,
+}
+
+impl Backoff {
+    /// The delay before the next attempt.
+    pub fn next_delay(&mut self) -> Duration {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let cap = if since.elapsed() < FAST_WINDOW {
+            BACKOFF_FAST_CAP
+        } else {
+            BACKOFF_SLOW_CAP
+        };
+        let d = if self.next.is_zero() {
+            BACKOFF_START
+        } else {
+            self.next
+        };
+        self.next = (d * 2).min(cap);
+        d.min(cap)
+    }
+
+    /// After a success.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// What the route task needs.
+pub struct RouteSpec {
+    /// serve or funnel.
+    pub mode: TailscaleMode,
+    /// Funnel port (also the Serve port when Funnel is used).
+    pub funnel_port: FunnelPort,
+    /// The dedicated ingress listener.
+    pub ingress: SocketAddr,
+}
+
+impl RouteSpec {
+    /// The public port: 443 for Serve, the Funnel port for Funnel.
+    pub fn public_port(&self) -> u16 {
+        match self.mode {
+            TailscaleMode::Funnel => u16::from(self.funnel_port),
+            _ => 443,
+        }
+    }
+
+    /// Our Foreground entry for `fqdn`.
+    pub fn entry(&self, fqdn: &str) -> ServeConfig {
+        let port = self.public_port();
+        let mut e = ServeConfig::default();
+        e.tcp.insert(
+            port.to_string(),
+            TcpPortHandler {
+                tcp_forward: Some(self.ingress.to_string()),
+                terminate_tls: Some(fqdn.to_owned()),
+                proxy_protocol: Some(2),
+                ..Default::default()
+            },
+        );
+        if self.mode == TailscaleMode::Funnel {
+            e.allow_funnel.insert(format!("{fqdn}:{port}"), true);
+        }
+        e
+    }
+}
+
+/// One failure: reason and remedy.
+struct Failure(String, String);
+
+/// Runs until `cancel`: claim, hold, re-claim.
+pub async fn run(
+    api: Arc<dyn LocalApi>,
+    spec: RouteSpec,
+    exposure: Arc<Exposure>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::default();
+    let mut last_logged: Option<String> = None;
+    while !cancel.is_cancelled() {
+        let outcome = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = claim_and_hold(&*api, &spec, &exposure, &cancel, &mut backoff, &mut last_logged) => r,
+        };
+        let Failure(reason, remedy) = outcome;
+        if last_logged.as_deref() != Some(reason.as_str()) {
+            tracing::warn!("tailscale exposure degraded: {reason} — fix: {remedy}");
+            last_logged = Some(reason.clone());
+        }
+        exposure.set_health(Health::Degraded, Some(reason), Some(remedy));
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Refreshes status into the exposure state; returns the FQDN or a failure.
+async fn refresh(
+    api: &dyn LocalApi,
+    spec: &RouteSpec,
+    exposure: &Exposure,
+) -> Result<(Status, String), Failure> {
+    let status = api.self_status().await.map_err(|e| {
+        Failure(
+            format!("Tailscale LocalAPI unreachable: {e}"),
+            "start tailscaled (or check gateway.tailscale.socket / the sidecar), and make sure this user may use it: `tailscale set --operator=$USER`".into(),
+        )
+    })?;
+    exposure.update(|s| {
+        s.tailnet_ips = status.tailscale_ips.clone();
+        s.fqdn = status.fqdn().map(str::to_owned);
+    });
+    let prefs = api.prefs().await.ok();
+    let issues = preflight(&status, prefs.as_ref(), spec.mode, spec.funnel_port);
+    if let Some(first) = issues.first() {
+        let all: Vec<String> = issues.iter().map(|i| i.remedy()).collect();
+        return Err(Failure(format!("preflight: {first:?}"), all.join("; ")));
+    }
+    let fqdn = status.fqdn().map(str::to_owned).ok_or_else(|| {
+        Failure(
+            "no MagicDNS name yet".into(),
+            "enable MagicDNS in the Tailscale admin console".into(),
+        )
+    })?;
+    Ok((status, fqdn))
+}
+
+/// Claims the route and holds it until the bus closes, the name changes or cancel. Always
+/// returns why it stopped holding.
+async fn claim_and_hold(
+    api: &dyn LocalApi,
+    spec: &RouteSpec,
+    exposure: &Exposure,
+    cancel: &CancellationToken,
+    backoff: &mut Backoff,
+    last_logged: &mut Option<String>,
+) -> Failure {
+    let (_, fqdn) = match refresh(api, spec, exposure).await {
+        Ok(x) => x,
+        Err(f) => return f,
+    };
+    let mut session = match ForegroundSession::open(api).await {
+        Ok(s) => s,
+        Err(e) => {
+            return Failure(
+                format!("cannot open the IPN bus: {e}"),
+                "check tailscaled is running and this user may use its LocalAPI".into(),
+            )
+        }
+    };
+    match session.claim(api, &spec.entry(&fqdn)).await {
+        Ok(_) => {}
+        Err(e @ ClaimError::PortInUse { .. }) => {
+            return Failure(
+                format!("route conflict: {e}"),
+                format!("remove the other handler on port {} (`tailscale serve status`), or run clawgate's exposure on another Funnel port", spec.public_port()),
+            )
+        }
+        Err(ClaimError::Api(e)) => {
+            return Failure(format!("serve config refused: {e}"), "give this user LocalAPI write access (`tailscale set --operator=$USER`) or use the sidecar; if tailscaled runs with --config, set Locked: false".into())
+        }
+    }
+    if let Err(f) = verify(api, &session, spec, &fqdn).await {
+        return f;
+    }
+    backoff.reset();
+    *last_logged = None;
+    let url = format!(
+        "wss://{fqdn}{}",
+        match spec.public_port() {
+            443 => String::new(),
+            p => format!(":{p}"),
+        }
+    );
+    tracing::info!(%url, ingress = %spec.ingress, funnel = spec.mode == TailscaleMode::Funnel, "tailscale route claimed");
+    exposure.set_health(
+        Health::Ok,
+        Some(format!(
+            "route {} → {} held",
+            spec.public_port(),
+            spec.ingress
+        )),
+        None,
+    );
+    hold(api, &mut session, spec, exposure, cancel, &fqdn).await
+}
+
+/// Re-reads the serve config and checks our entry is there, unchanged, pointing at our own
+/// ingress listener (threats.md SL-2 "then verify", SL-9).
+async fn verify(
+    api: &dyn LocalApi,
+    session: &ForegroundSession,
+    spec: &RouteSpec,
+    fqdn: &str,
+) -> Result<(), Failure> {
+    let (cfg, _) = api.serve_config().await.map_err(|e| {
+        Failure(
+            format!("cannot re-read the serve config: {e}"),
+            "check the LocalAPI".into(),
+        )
+    })?;
+    if cfg.foreground.get(session.id()) == Some(&spec.entry(fqdn)) {
+        return Ok(());
+    }
+    Err(Failure(
+        "route verification failed: our foreground entry is missing or was altered".into(),
+        "another process is rewriting the serve config; check `tailscale serve status`".into(),
+    ))
+}
+
+/// Reads the session's bus (tailscaled disconnects slow readers) until something invalidates
+/// the claim.
+async fn hold(
+    api: &dyn LocalApi,
+    session: &mut ForegroundSession,
+    spec: &RouteSpec,
+    exposure: &Exposure,
+    cancel: &CancellationToken,
+    fqdn: &str,
+) -> Failure {
+    let remedy = "none needed: clawgate re-claims automatically".to_owned();
+    loop {
+        let msg = tokio::select! {
+            _ = cancel.cancelled() => return Failure("shutting down".into(), remedy),
+            m = session.next() => m,
+        };
+        match msg {
+            None => {
+                return Failure(
+                    "route dropped: Tailscale restarted or the IPN bus closed".into(),
+                    remedy,
+                )
+            }
+            Some(Err(e)) => return Failure(format!("route dropped: IPN bus error: {e}"), remedy),
+            Some(Ok(n)) if n.wants_status_refresh() => match refresh(api, spec, exposure).await {
+                Ok((_, now)) if now == fqdn => {}
+                Ok((_, now)) => {
+                    return Failure(
+                        format!("MagicDNS name changed to {now}; re-claiming"),
+                        remedy,
+                    )
+                }
+                Err(f) => return f,
+            },
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::tailscale::{FakeLocalApi, Status};
+
+    fn ready_node() -> Status {
+        serde_json::from_value(serde_json::json!({
+            "BackendState": "Running",
+            "TailscaleIPs": ["100.64.0.3"],
+            "CertDomains": ["gw.ts.net"],
+            "CurrentTailnet": {"MagicDNSEnabled": true},
+            "Self": {"DNSName": "gw.ts.net.", "CapMap": {"https": null}},
+        }))
+        .unwrap()
+    }
+
+    async fn wait_for(e: &Exposure, h: Health, what: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while e.snapshot().health != h
+            || (h == Health::Degraded && !e.snapshot().reason.unwrap_or_default().contains(what))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {h:?}/{what}: {:?}",
+                e.snapshot()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The reconcile loop against the in-memory LocalAPI fake (a named mock of tailscaled): a
+    /// foreign route is a reported conflict and stays untouched; once it is gone the route is
+    /// claimed; a daemon restart drops it and it is re-claimed.
+    #[tokio::test]
+    async fn conflict_then_claim_then_reclaim_after_a_daemon_restart() {
+        let fake = Arc::new(FakeLocalApi::new(ready_node()));
+        let mut foreign = ServeConfig::default();
+        foreign.tcp.insert(
+            "443".into(),
+            TcpPortHandler {
+                https: true,
+                ..Default::default()
+            },
+        );
+        fake.set_serve_as_foreign_client(foreign.clone());
+        let exposure = Arc::new(Exposure::new(crate::config::TailscaleMode::Serve, 443));
+        let cancel = CancellationToken::new();
+        let spec = RouteSpec {
+            mode: TailscaleMode::Serve,
+            funnel_port: FunnelPort::P443,
+            ingress: "127.0.0.1:4000".parse().unwrap(),
+        };
+        let task = tokio::spawn(run(fake.clone(), spec, exposure.clone(), cancel.clone()));
+        wait_for(&exposure, Health::Degraded, "conflict").await;
+        assert_eq!(
+            fake.serve_snapshot().tcp,
+            foreign.tcp,
+            "foreign route untouched"
+        );
+        fake.set_serve_as_foreign_client(ServeConfig::default());
+        wait_for(&exposure, Health::Ok, "").await;
+        assert_eq!(fake.serve_snapshot().foreground.len(), 1);
+        fake.restart_daemon();
+        wait_for(&exposure, Health::Ok, "").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while fake.serve_snapshot().foreground.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "not re-claimed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(exposure.snapshot().fqdn.as_deref(), Some("gw.ts.net"));
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(
+            fake.live_sessions().is_empty(),
+            "cancel released the session"
+        );
+    }
+
+    #[test]
+    fn backoff_is_fast_then_bounded() {
+        let mut b = Backoff::default();
+        let d: Vec<_> = (0..5).map(|_| b.next_delay()).collect();
+        assert_eq!(d[0], BACKOFF_START);
+        assert!(d.iter().all(|x| *x <= BACKOFF_FAST_CAP));
+        b.reset();
+        assert_eq!(b.next_delay(), BACKOFF_START);
+    }
+
+    #[test]
+    fn entry_is_a_tls_terminated_proxy_v2_forward() {
+        let spec = RouteSpec {
+            mode: TailscaleMode::Funnel,
+            funnel_port: FunnelPort::P8443,
+            ingress: "127.0.0.1:4000".parse().unwrap(),
+        };
+        let e = spec.entry("gw.ts.net");
+        let h = &e.tcp["8443"];
+        assert_eq!(h.tcp_forward.as_deref(), Some("127.0.0.1:4000"));
+        assert_eq!(h.terminate_tls.as_deref(), Some("gw.ts.net"));
+        assert_eq!(h.proxy_protocol, Some(2));
+        assert_eq!(e.allow_funnel.get("gw.ts.net:8443"), Some(&true));
+        let serve = RouteSpec {
+            mode: TailscaleMode::Serve,
+            ..spec
+        };
+        assert!(serve.entry("gw.ts.net").allow_funnel.is_empty());
+        assert!(serve.entry("gw.ts.net").tcp.contains_key("443"));
+    }
+}

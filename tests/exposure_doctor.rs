@@ -1,0 +1,163 @@
+//! `clawgate doctor` and the `mode = off` guarantee (issue 5 §2, §7; threats.md SL-1): doctor
+//! explains route ownership, certificates and every listener of a gateway exposed through the
+//! offline tailnet, exits 1 when something is wrong, and with `mode = off` neither the gateway nor
+//! doctor touches the LocalAPI socket.
+
+mod common;
+
+use std::time::Duration;
+
+use common::testnet::{self, Testnet};
+use common::{call, Gateway, TOKEN};
+use serde_json::{json, Value};
+
+/// Bound on a whole test.
+const BOUND: Duration = Duration::from_secs(120);
+/// How long the route may take to be claimed after start.
+const CLAIM: Duration = Duration::from_secs(20);
+
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .expect("test finished in time")
+}
+
+#[tokio::test]
+async fn mode_off_never_touches_the_localapi_socket() {
+    bounded(async {
+        // A LocalAPI socket that records every connection attempt.
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("tailscaled.sock");
+        let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"gateway": {"tailscale": {"mode": "off", "socket": sock}}});
+        let path = cfg_dir.path().join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let gw = Gateway::start_in(
+            cfg_dir,
+            &[
+                "--port",
+                "0",
+                "--token",
+                TOKEN,
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let mut ws = common::operator(&gw, &["operator.read"]).await;
+        let st = call(&mut ws, "s1", "status", json!({})).await;
+        assert_eq!(st["ok"], true, "{st}");
+        assert_eq!(
+            testnet::readyz(gw.port).await["exposure"]["tailscale"],
+            "off"
+        );
+        let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_clawgate"))
+            .args(["doctor", "--json", "--config", path.to_str().unwrap()])
+            .env("HOME", gw.dir.path())
+            .env("OPENCLAW_STATE_DIR", gw.dir.path().join("state"))
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+        assert!(
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "tailscale" && c["ok"] == true),
+            "{report}"
+        );
+        let touched = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
+        assert!(touched.is_err(), "mode=off made a LocalAPI connection");
+    })
+    .await;
+}
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn doctor(cfg: &std::path::Path, home: &std::path::Path) -> (i32, Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawgate"))
+        .args(["doctor", "--json", "--config", cfg.to_str().unwrap()])
+        .env("HOME", home)
+        .env("OPENCLAW_STATE_DIR", home.join("state"))
+        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&out.stdout)}));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check: {report}"))
+}
+
+#[tokio::test]
+async fn doctor_explains_exposure_ownership_and_listeners() {
+    bounded(async {
+        let Some(net) = Testnet::start(&[]).await else { return };
+        let port = free_port();
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"gateway": {"port": port, "tailscale": {"mode": "serve", "sidecar": {"attach": net.handshake_file("london")}}}});
+        let path = cfg_dir.path().join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let home = cfg_dir.path().to_path_buf();
+        let gw = Gateway::start_in(dir, &["--token", TOKEN, "--config", path.to_str().unwrap()], &[]);
+        assert_eq!(gw.port, port);
+        testnet::wait_exposure(port, "ok", CLAIM).await;
+        let (status, report) = doctor(&path, &home);
+        assert_eq!(status, 0, "{report}");
+        assert!(check(&report, "serve route")["detail"].as_str().unwrap().contains("owned by this clawgate"), "{report}");
+        assert_eq!(check(&report, "https certificate")["ok"], true, "{report}");
+        let listeners: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["name"] == "listener").collect();
+        assert!(listeners.iter().any(|c| c["detail"].as_str().unwrap().contains("loopback — gateway")), "{report}");
+        assert!(listeners.iter().any(|c| c["detail"].as_str().unwrap().contains("serve ingress")), "{report}");
+        // Without the gateway the route is gone: doctor says so and exits 1.
+        drop(gw);
+        let (status, report) = doctor(&path, &home);
+        assert_eq!(status, 1, "{report}");
+        assert_eq!(check(&report, "gateway")["ok"], false, "{report}");
+        assert!(check(&report, "gateway")["fix"].is_string(), "{report}");
+        net.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tailnet_bind_with_tailscale_down_still_serves_loopback() {
+    bounded(async {
+        let cfg_dir = tempfile::tempdir().unwrap();
+        let missing = cfg_dir.path().join("no-tailscaled.sock");
+        let cfg = json!({"gateway": {"bind": "tailnet", "tailscale": {"socket": missing}}});
+        let path = cfg_dir.path().join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let args = [
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--config",
+            path.to_str().unwrap(),
+        ];
+        let gw = Gateway::start_in(tempfile::tempdir().unwrap(), &args, &[]);
+        let r = testnet::readyz(gw.port).await;
+        assert_eq!(r["ready"], true, "{r}");
+        let mut ws = common::operator(&gw, &["operator.read"]).await;
+        let h = call(&mut ws, "h", "health", json!({})).await;
+        assert_eq!(h["ok"], true, "{h}");
+    })
+    .await;
+}
