@@ -48,6 +48,7 @@ async fn mode_off_never_touches_the_localapi_socket() {
         let mut ws = common::operator(&gw, &["operator.read"]).await;
         let st = call(&mut ws, "s1", "status", json!({})).await;
         assert_eq!(st["ok"], true, "{st}");
+        assert_eq!(st["payload"]["tailscaleSource"]["backend"], "off", "{st}");
         assert_eq!(
             testnet::readyz(gw.port).await["exposure"]["tailscale"],
             "off"

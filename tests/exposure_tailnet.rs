@@ -327,6 +327,16 @@ async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
         testnet::wait_exposure(gw.port, "degraded", Duration::from_secs(10)).await;
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(30)).await;
         let took = killed.elapsed();
+        // `status` reports the supervised sidecar, its state and the restart.
+        let mut op = common::operator(&gw, &["operator.read"]).await;
+        let st = call(&mut op, "st", "status", json!({})).await;
+        let src = &st["payload"]["tailscaleSource"];
+        assert_eq!(
+            (src["backend"].as_str(), src["state"].as_str()),
+            (Some("sidecar"), Some("running")),
+            "{st}"
+        );
+        assert!(src["restarts"].as_u64().unwrap() >= 1, "{st}");
         eprintln!("route restored {took:?} after the sidecar was killed");
         assert!(
             took <= Duration::from_secs(5),

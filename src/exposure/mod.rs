@@ -77,6 +77,8 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct Exposure {
     inner: RwLock<Snapshot>,
+    /// Which LocalAPI backend is in use (system tailscaled or sidecar), once started.
+    source: RwLock<Option<crate::tailscale::SourceProbe>>,
 }
 
 impl Default for Exposure {
@@ -96,6 +98,7 @@ impl Exposure {
             ),
         };
         Self {
+            source: RwLock::new(None),
             inner: RwLock::new(Snapshot {
                 mode,
                 health,
@@ -107,6 +110,21 @@ impl Exposure {
                 public_port,
             }),
         }
+    }
+
+    /// Records how to report the LocalAPI backend (called once the runtime started).
+    pub fn set_source(&self, probe: crate::tailscale::SourceProbe) {
+        if let Ok(mut g) = self.source.write() {
+            *g = Some(probe);
+        }
+    }
+
+    /// The LocalAPI backend in use and its state (`off` when none was started).
+    pub fn source_report(&self) -> crate::tailscale::SourceReport {
+        let probe = self.source.read().ok().and_then(|g| g.clone());
+        probe
+            .map(|p| p.get().report())
+            .unwrap_or_else(|| crate::tailscale::TailscaleSource::Off.report())
     }
 
     /// The current state.

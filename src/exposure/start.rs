@@ -90,6 +90,7 @@ pub async fn start(gw: &Arc<Gateway>) -> anyhow::Result<ExposureRuntime> {
     };
     let rt = TailscaleRuntime::start(&cfg, &gw.settings.paths.state_dir, &gw.cancel)
         .ok_or_else(|| anyhow::anyhow!("tailscale backend not selected"))?;
+    gw.exposure.set_source(rt.source_probe());
     start_with(gw, rt.api(), &cfg).await?;
     wait_for_name(gw).await;
     Ok(ExposureRuntime { runtime: Some(rt) })

@@ -31,9 +31,10 @@ use crate::protocol::errors::{close, truncate_close_reason, Rejection, WireError
 use crate::protocol::frames::{self, EventFrame};
 use crate::protocol::{MAX_BUFFERED_BYTES, MAX_PAYLOAD_BYTES, MAX_PREAUTH_PAYLOAD_BYTES};
 
-/// Read chunk size: small, because most connections are idle (the default 128 KiB
-/// would cost ~130 KiB per socket).
-pub const READ_BUFFER: usize = 1024;
+/// Initial read buffer: small, because most connections are idle and every idle
+/// socket pays for it (the default 128 KiB costs ~130 KiB per socket). tungstenite
+/// grows it on demand for larger frames; a typical request fits in one read.
+pub const READ_BUFFER: usize = 512;
 
 type Ws = WebSocketStream<GuardedIo<TokioIo<Upgraded>>>;
 

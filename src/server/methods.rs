@@ -198,6 +198,7 @@ fn status(gw: &Gateway, s: &Session) -> Value {
         "connections": {"operators": operators, "nodes": nodes},
         "presence": gw.hub.presence.state_version(),
         "exposure": gw.exposure.report(),
+        "tailscaleSource": gw.exposure.source_report(),
     });
     if let Some(d) = gw.discovery.get() {
         v["discovery"] = serde_json::to_value(d.status()).unwrap_or_default();

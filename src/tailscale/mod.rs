@@ -80,7 +80,7 @@ pub use handshake::{EndpointSpec, Handshake, HANDSHAKE_VERSION};
 pub use preflight::{preflight, PreflightIssue, CAP_FUNNEL, CAP_HTTPS};
 pub use serve::{ETag, Extra, HttpHandler, ServeConfig, TcpPortHandler, WebServerConfig};
 pub use sidecar::{Sidecar, SidecarError, SidecarSpawn, SidecarState, ENV_AUTHKEY};
-pub use source::{SourceReport, TailscaleRuntime, TailscaleSource};
+pub use source::{SourceProbe, SourceReport, TailscaleRuntime, TailscaleSource};
 pub use types::{
     notify_mask, BackendState, CertPair, Hostinfo, Node, Notify, PeerStatus, Prefs, Status,
     TailnetStatus, UserProfile, WhoIs,

@@ -98,6 +98,23 @@ fn fill_sidecar_state(r: &mut SourceReport, state: &SidecarState) {
     }
 }
 
+/// Reports the backend in use (see [`TailscaleRuntime::source_probe`]).
+#[derive(Clone)]
+pub struct SourceProbe(Arc<dyn Fn() -> TailscaleSource + Send + Sync>);
+
+impl SourceProbe {
+    /// The backend right now.
+    pub fn get(&self) -> TailscaleSource {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for SourceProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SourceProbe({:?})", self.get())
+    }
+}
+
 /// The running Tailscale backend: the LocalAPI client and, in sidecar mode, its supervisor.
 #[derive(Debug)]
 pub struct TailscaleRuntime {
@@ -155,6 +172,24 @@ impl TailscaleRuntime {
             (None, Some(ep)) => TailscaleSource::SystemSocket(ep.clone()),
             (None, None) => TailscaleSource::Off,
         }
+    }
+
+    /// A cheap, cloneable view of [`Self::source`] for status reporting from other tasks.
+    pub fn source_probe(&self) -> SourceProbe {
+        let sidecar = self
+            .sidecar
+            .as_ref()
+            .map(|(s, attached)| (*attached, s.state(), s.endpoint()));
+        let system = self.system.clone();
+        SourceProbe(Arc::new(move || match (&sidecar, &system) {
+            (Some((attached, state, endpoint)), _) => TailscaleSource::Sidecar {
+                attached: *attached,
+                state: state.borrow().clone(),
+                endpoint: endpoint.borrow().clone(),
+            },
+            (None, Some(ep)) => TailscaleSource::SystemSocket(ep.clone()),
+            (None, None) => TailscaleSource::Off,
+        }))
     }
 
     /// Stops the sidecar (if any) and waits for its tasks.
