@@ -86,7 +86,9 @@ if ((peer)); then
 fi
 
 failed=0
-"$BENCH_BIN" run --token "$token" --out-dir "$BENCH_DIR" "${server_args[@]}" "${extra[@]}" || failed=1
+# The node scenarios (node.invoke, pairing.retry) need clawgate's pairing; the floor has none.
+"$BENCH_BIN" run --token "$token" --out-dir "$BENCH_DIR" --node-servers clawgate \
+  "${server_args[@]}" "${extra[@]}" || failed=1
 results=()
 for n in "${names[@]}"; do
   if [[ -f "$BENCH_DIR/$n.json" ]]; then results+=("$BENCH_DIR/$n.json"); else failed=1; fi

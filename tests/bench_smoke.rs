@@ -165,3 +165,78 @@ fn report_renders(dir: &Path, files: &[std::path::PathBuf]) {
         "{text}"
     );
 }
+
+/// The node scenarios against a real clawgate: a node is paired and approved, invokes round-trip
+/// through the gateway and the direct relay, and remote pairing requests are approved and retried.
+#[test]
+fn bench_measures_node_invoke_and_pairing_against_clawgate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let home = dir.path().join("home");
+    let spawn = format!(
+        "env HOME={h} OPENCLAW_STATE_DIR={h}/state {bin} run --port {port} --token smoke-token",
+        h = home.display(),
+        bin = env!("CARGO_BIN_EXE_clawgate"),
+    );
+    let url = format!("ws://127.0.0.1:{port}");
+    let out = dir.path().join("clawgate.json");
+    let args = [
+        "--threads",
+        "1",
+        "run",
+        "--token",
+        "smoke-token",
+        "--duration",
+        "0.2",
+        "--warmup",
+        "0.05",
+        "--rounds",
+        "1",
+        "--settle",
+        "0.1",
+        "--start-deadline",
+        "20",
+        "--only",
+        "node,pairing",
+        "--node-servers",
+        "clawgate",
+        "--name",
+        "clawgate",
+        "--url",
+        &url,
+        "--spawn",
+        &spawn,
+        "--json-out",
+        out.to_str().expect("utf-8 path"),
+    ];
+    bench(&args);
+    let text = std::fs::read_to_string(&out).expect("result written");
+    let result: serde_json::Value = serde_json::from_str(&text).expect("result is JSON");
+    assert_eq!(
+        result["notes"],
+        serde_json::json!([]),
+        "no scenario may fail"
+    );
+    for key in [
+        "node.direct.paced.rate",
+        "node.direct.paced.p50_ms",
+        "node.invoke.paced.rate",
+        "node.invoke.paced.p50_ms",
+        "node.invoke.max.rate",
+        "pairing.approve_ack.p50_ms",
+        "pairing.retry_hello_ok.p99_ms",
+    ] {
+        assert!(value(&result, key) > 0.0, "{key} should be positive");
+    }
+    for key in [
+        "node.invoke.paced.errors",
+        "node.invoke.max.errors",
+        "pairing.retry.errors",
+    ] {
+        assert_eq!(value(&result, key), 0.0, "{key}");
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "clawgate on {port} still running"
+    );
+}

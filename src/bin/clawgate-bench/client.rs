@@ -44,7 +44,7 @@ pub struct Target {
     pub io_timeout: Duration,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// One authenticated connection.
 pub struct Conn {
@@ -58,10 +58,7 @@ impl Conn {
     /// Connects and completes the handshake up to `hello-ok`.
     pub async fn open(target: &Target) -> Result<Conn, ClientError> {
         let t = target.io_timeout;
-        let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
-        let connect =
-            tokio_tungstenite::connect_async_with_config(target.url.as_str(), Some(config), true);
-        let (ws, _response) = bounded(t, connect).await??;
+        let (ws, _response) = bounded(t, ws_connect(target.url.as_str())).await??;
         let mut conn = Conn {
             ws,
             next_id: 2,
@@ -75,6 +72,65 @@ impl Conn {
             .await?;
         conn.wait_reply("1").await?;
         Ok(conn)
+    }
+
+    /// Connects with a token `connect` asking for `scopes` (setup connections, e.g. an admin that
+    /// approves pairing requests).
+    pub async fn open_scoped(target: &Target, scopes: &[&str]) -> Result<Conn, ClientError> {
+        let (ws, _response) = bounded(target.io_timeout, ws_connect(target.url.as_str())).await??;
+        let mut conn = Conn::from_ws(ws, target.io_timeout);
+        conn.wait_for(|text| frame::is_challenge(text).then_some(Reply::Ok))
+            .await?;
+        let connect = frame::connect_request_scoped(&target.token, scopes);
+        conn.ws.send(Message::text(connect)).await?;
+        conn.wait_reply("1").await?;
+        Ok(conn)
+    }
+
+    /// Wraps an already open WebSocket (no protocol handshake: e.g. to the in-process relay).
+    pub fn from_ws(ws: Ws, io_timeout: Duration) -> Conn {
+        Conn {
+            ws,
+            next_id: 2,
+            buf: String::with_capacity(256),
+            io_timeout,
+        }
+    }
+
+    /// Sends the request that `write(buf, id)` formats and waits for its `ok:true` response.
+    pub async fn call_with(
+        &mut self,
+        write: impl FnOnce(&mut String, u64),
+    ) -> Result<(), ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.buf.clear();
+        write(&mut self.buf, id);
+        self.ws.send(Message::text(self.buf.as_str())).await?;
+        self.wait_reply(&id.to_string()).await
+    }
+
+    /// One request with JSON `params`; returns the whole response frame (setup calls only).
+    pub async fn request_json(
+        &mut self,
+        method: &str,
+        params: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = serde_json::json!({"type": "req", "id": id.to_string(), "method": method, "params": params});
+        self.ws.send(Message::text(req.to_string())).await?;
+        let id = id.to_string();
+        let mut found = None;
+        self.wait_for(|text| {
+            if frame::classify(text, &id) == Reply::Other {
+                return None;
+            }
+            found = serde_json::from_str(text).ok();
+            Some(Reply::Ok)
+        })
+        .await?;
+        found.ok_or_else(|| ClientError::Rejected(format!("{method}: unparsable response")))
     }
 
     /// One round trip of `method` with empty params; `Ok` only for an `ok:true` response.
@@ -133,7 +189,24 @@ impl Conn {
     }
 }
 
-async fn bounded<F: std::future::Future>(t: Duration, f: F) -> Result<F::Output, ClientError> {
+/// Opens a WebSocket with the bench's client buffer size (no protocol handshake).
+pub async fn ws_connect<R>(
+    request: R,
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    ClientError,
+>
+where
+    R: tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+{
+    let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
+    Ok(tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?)
+}
+
+pub async fn bounded<F: std::future::Future>(t: Duration, f: F) -> Result<F::Output, ClientError> {
     tokio::time::timeout(t, f)
         .await
         .map_err(|_| ClientError::Timeout(t))

@@ -106,6 +106,16 @@ pub fn request_id(text: &str) -> Option<&str> {
     (text.as_bytes().get(start + len) == Some(&b'"')).then(|| &text[start..start + len])
 }
 
+/// A token `connect` like `connect_request` asking for `scopes` (setup connections only).
+pub fn connect_request_scoped(token: &str, scopes: &[&str]) -> String {
+    serde_json::json!({"type": "req", "id": "1", "method": "connect", "params": {
+        "minProtocol": 4, "maxProtocol": 4,
+        "client": {"id": "cli", "version": "bench", "platform": "linux", "mode": "cli"},
+        "role": "operator", "scopes": scopes, "caps": [], "auth": {"token": token},
+    }})
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

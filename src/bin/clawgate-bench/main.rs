@@ -9,6 +9,8 @@
 mod client;
 mod floor;
 mod frame;
+mod node;
+mod node_scenarios;
 mod procinfo;
 mod report;
 mod run;
@@ -46,7 +48,7 @@ enum Cmd {
     /// Print a free loopback TCP port (for scripts).
     FreePort,
     /// Run all scenarios against one gateway and print (or write) a JSON result.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Render results of one run as a Markdown table with ratios.
     Report {
         /// JSON files written by `run --json-out`, in column order.
@@ -123,6 +125,9 @@ struct RunArgs {
     methods: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     rpc_conns: Vec<usize>,
+    /// Servers (by --name) that get the node scenarios (`node.invoke`, `pairing.retry`).
+    #[arg(long, value_delimiter = ',')]
+    node_servers: Vec<String>,
     /// Only scenarios whose name starts with one of these prefixes (memory, handshake, rpc.health …).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -153,7 +158,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Floor { listen } => rt.block_on(serve_floor(&listen)),
-        Cmd::Run(args) => rt.block_on(run_cmd(args, threads)),
+        Cmd::Run(args) => rt.block_on(run_cmd(*args, threads)),
         Cmd::Report {
             results,
             out,
@@ -255,6 +260,7 @@ async fn run_cmd(mut a: RunArgs, threads: usize) -> Result<()> {
         methods: a.methods,
         rpc_conns: a.rpc_conns,
         only: a.only,
+        node_servers: a.node_servers,
         client_threads: threads,
     };
     let results = run::run(spec).await;

@@ -59,6 +59,16 @@ const TARGETS: &[TargetRule] = &[
         text: "idle RSS ≤ 20 MB",
         check: Check::AtMost(20.0),
     },
+    TargetRule {
+        key: "node.invoke.overhead_p50_ms",
+        text: "`node.invoke` p50 overhead ≤ 0.3 ms over a direct round trip, at 1,000/s",
+        check: Check::AtMost(0.3),
+    },
+    TargetRule {
+        key: "pairing.retry_hello_ok.p99_ms",
+        text: "approved node connected ≤ 1 s after its next retry (p99)",
+        check: Check::AtMost(1000.0),
+    },
 ];
 
 /// Inputs of one report besides the results.

@@ -64,6 +64,8 @@ pub struct RunSpec {
     pub rpc_conns: Vec<usize>,
     /// Run only scenarios whose name starts with one of these (empty: all).
     pub only: Vec<String>,
+    /// Servers that get the scenarios needing nodes and pairing (`Scenario::needs_nodes`).
+    pub node_servers: Vec<String>,
     pub client_threads: usize,
 }
 
@@ -122,7 +124,12 @@ pub async fn run(spec: RunSpec) -> Vec<RunResult> {
             if round > 0 && !scenario.repeatable() {
                 continue;
             }
-            for l in live.iter_mut().filter(|l| l.result.start_error.is_none()) {
+            let nodes_ok =
+                |l: &Live| !scenario.needs_nodes() || spec.node_servers.contains(&l.result.name);
+            for l in live
+                .iter_mut()
+                .filter(|l| l.result.start_error.is_none() && nodes_ok(l))
+            {
                 let name = scenario.name();
                 info!(server = %l.result.name, scenario = %name, round, "running");
                 match scenario.run(&l.ctx).await {

@@ -29,6 +29,8 @@ pub enum ScenarioError {
     Proc(#[from] ProcError),
     #[error("needs the server PID (--spawn or --server-pid)")]
     NoPid,
+    #[error("setup: {0}")]
+    Setup(String),
     #[error("worker task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -46,6 +48,10 @@ pub struct Ctx {
 pub trait Scenario: Send + Sync {
     /// Key prefix of the metrics it emits (also used by `--only`).
     fn name(&self) -> String;
+    /// Whether it needs a gateway with nodes and pairing (runs only for `--node-servers`).
+    fn needs_nodes(&self) -> bool {
+        false
+    }
     /// Whether it runs once per round (throughput) or only in the first round (memory).
     fn repeatable(&self) -> bool {
         true
@@ -74,18 +80,19 @@ pub fn plan(
             }));
         }
     }
+    list.extend(crate::node_scenarios::plan());
     list
 }
 
 /// The measuring window shared by a scenario's workers.
 #[derive(Clone, Copy)]
-struct Window {
-    begin: Instant,
-    end: Instant,
+pub(crate) struct Window {
+    pub begin: Instant,
+    pub end: Instant,
 }
 
 impl Window {
-    fn new(ctx: &Ctx) -> Self {
+    pub fn new(ctx: &Ctx) -> Self {
         let begin = Instant::now() + ctx.warmup;
         Self {
             begin,
@@ -96,9 +103,9 @@ impl Window {
 
 /// What one worker measured.
 #[derive(Default)]
-struct WorkerResult {
-    lat: Latencies,
-    errors: u64,
+pub(crate) struct WorkerResult {
+    pub lat: Latencies,
+    pub errors: u64,
 }
 
 /// CPU seconds spent inside the measuring window: (server tree if its PID is known, this client).
@@ -118,7 +125,7 @@ async fn window_cpu(pid: Option<u32>, win: Window) -> (Option<f64>, f64) {
 
 /// Waits for every worker and turns their merged results into rate, p50, p99, error and CPU
 /// metrics (CPU as microseconds per operation, server and client).
-async fn throughput_metrics(
+pub(crate) async fn throughput_metrics(
     prefix: &str,
     label: &str,
     ctx: &Ctx,
@@ -295,7 +302,7 @@ impl Scenario for IdleMemory {
     }
 }
 
-fn errors_metric(prefix: &str, label: &str, errors: u64) -> Metric {
+pub(crate) fn errors_metric(prefix: &str, label: &str, errors: u64) -> Metric {
     Metric::new(
         format!("{prefix}.errors"),
         format!("{label}: errors"),

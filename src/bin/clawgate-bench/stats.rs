@@ -102,29 +102,31 @@ pub fn rate_metrics(
     lat: &Latencies,
 ) -> Vec<Metric> {
     let rate = ops as f64 / elapsed.as_secs_f64().max(1e-9);
-    vec![
-        Metric::new(
-            format!("{prefix}.rate"),
-            format!("{label}: per second"),
-            rate,
-            "/s",
-            Better::Higher,
-        ),
-        Metric::new(
-            format!("{prefix}.p50_ms"),
-            format!("{label}: p50"),
-            lat.quantile_ms(0.5),
-            "ms",
-            Better::Lower,
-        ),
-        Metric::new(
-            format!("{prefix}.p99_ms"),
-            format!("{label}: p99"),
-            lat.quantile_ms(0.99),
-            "ms",
-            Better::Lower,
-        ),
-    ]
+    let mut m = vec![Metric::new(
+        format!("{prefix}.rate"),
+        format!("{label}: per second"),
+        rate,
+        "/s",
+        Better::Higher,
+    )];
+    m.extend(latency_metrics(prefix, label, lat));
+    m
+}
+
+/// The p50 / p99 pair (`{prefix}.p50_ms`, `{prefix}.p99_ms`).
+pub fn latency_metrics(prefix: &str, label: &str, lat: &Latencies) -> Vec<Metric> {
+    [("p50", 0.5), ("p99", 0.99)]
+        .into_iter()
+        .map(|(name, q)| {
+            Metric::new(
+                format!("{prefix}.{name}_ms"),
+                format!("{label}: {name}"),
+                lat.quantile_ms(q),
+                "ms",
+                Better::Lower,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
