@@ -92,6 +92,15 @@ impl Caller {
     fn is_admin(&self) -> bool {
         scopes::satisfies(&self.scopes, ADMIN)
     }
+
+    /// Non-admin callers authenticated by a device token may only manage their own device.
+    fn may_manage(&self, device_id: &str) -> Result<(), PairingError> {
+        if self.via_device_token && !self.is_admin() && self.device_id.as_deref() != Some(device_id)
+        {
+            return Err(PairingError::NotOwnDevice);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -368,12 +377,7 @@ impl PairingData {
         device_id: &str,
         caller: &Caller,
     ) -> Result<PairedDevice, PairingError> {
-        if caller.via_device_token
-            && !caller.is_admin()
-            && caller.device_id.as_deref() != Some(device_id)
-        {
-            return Err(PairingError::NotOwnDevice);
-        }
+        caller.may_manage(device_id)?;
         self.pending.retain(|_, r| r.device_id != device_id);
         self.nodes.remove(device_id);
         self.paired
@@ -404,12 +408,7 @@ impl PairingData {
         now: i64,
         e: &mut dyn Entropy,
     ) -> Result<DeviceToken, PairingError> {
-        if caller.via_device_token
-            && !caller.is_admin()
-            && caller.device_id.as_deref() != Some(device_id)
-        {
-            return Err(PairingError::NotOwnDevice);
-        }
+        caller.may_manage(device_id)?;
         let p = self
             .paired
             .get_mut(device_id)
@@ -452,12 +451,7 @@ impl PairingData {
         caller: &Caller,
         now: i64,
     ) -> Result<DeviceToken, PairingError> {
-        if caller.via_device_token
-            && !caller.is_admin()
-            && caller.device_id.as_deref() != Some(device_id)
-        {
-            return Err(PairingError::NotOwnDevice);
-        }
+        caller.may_manage(device_id)?;
         let p = self
             .paired
             .get_mut(device_id)

@@ -332,16 +332,6 @@ fn presence_for(
     Some((key, fields))
 }
 
-fn broadcast_presence(gw: &Gateway, sv: crate::protocol::frames::StateVersion) {
-    let list: Value =
-        serde_json::from_str(&gw.hub.presence.list_json(crate::util::now_ms())).unwrap_or_default();
-    gw.hub.broadcast(EventFrame::with_state(
-        "presence",
-        &json!({"presence": list}),
-        sv,
-    ));
-}
-
 /// The authenticated request loop; `hello` is sent once the connection is routable.
 async fn session(
     gw: Arc<Gateway>,
@@ -369,7 +359,7 @@ async fn session(
             .hub
             .presence
             .upsert(key, fields.clone(), crate::util::now_ms());
-        broadcast_presence(&gw, sv);
+        gw.broadcast_presence(sv);
     }
     let node_id = Box::pin(register_node(&gw, &c, &a, &t, &reg)).await;
     let mut s = Session::new(reg.id, reg.tx.clone(), a, c);
@@ -442,7 +432,7 @@ async fn session(
         gw.nodes.disconnect(n, reg.id);
     }
     if let Some(sv) = presence.and_then(|(key, _)| gw.hub.presence.remove(&key)) {
-        broadcast_presence(&gw, sv);
+        gw.broadcast_presence(sv);
     }
     tracing::debug!(conn = reg.id, "disconnected");
 }

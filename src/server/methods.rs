@@ -9,7 +9,7 @@ use super::Gateway;
 use crate::auth::handshake::Admission;
 use crate::protocol::connect::{Connect, Role};
 use crate::protocol::errors::WireError;
-use crate::protocol::frames::{self, EventFrame};
+use crate::protocol::frames;
 use crate::protocol::scopes::{self, Denied};
 
 /// Methods this gateway serves (advertised in `hello-ok.features.methods`).
@@ -278,12 +278,6 @@ fn system_event(gw: &Gateway, s: &Session, p: SystemEvent) -> Value {
         .find_map(|k| fields.get(*k).and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| format!("conn-{}", s.conn_id));
     let sv = gw.hub.presence.upsert(&key, fields, crate::util::now_ms());
-    let list: Value =
-        serde_json::from_str(&gw.hub.presence.list_json(crate::util::now_ms())).unwrap_or_default();
-    gw.hub.broadcast(EventFrame::with_state(
-        "presence",
-        &json!({"presence": list}),
-        sv,
-    ));
+    gw.broadcast_presence(sv);
     json!({"ok": true, "stateVersion": sv})
 }

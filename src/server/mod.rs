@@ -185,6 +185,18 @@ impl Gateway {
         });
     }
 
+    /// Broadcasts the presence list with its new state version.
+    pub fn broadcast_presence(&self, sv: crate::protocol::frames::StateVersion) {
+        let list: serde_json::Value =
+            serde_json::from_str(&self.hub.presence.list_json(crate::util::now_ms()))
+                .unwrap_or_default();
+        self.hub.broadcast(EventFrame::with_state(
+            "presence",
+            &json!({"presence": list}),
+            sv,
+        ));
+    }
+
     /// Cancels everything and waits (bounded) for tasks to finish.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
