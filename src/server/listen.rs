@@ -26,23 +26,32 @@ pub struct BindError {
     pub source: io::Error,
 }
 
+/// Whether the mode listens on all interfaces: `lan`, or `auto` inside a detected
+/// container (which publishes to the host's loopback, threats.md EX-5; config.md §3).
+fn all_interfaces(s: &Settings) -> bool {
+    match s.bind {
+        BindMode::Lan => true,
+        BindMode::Auto => crate::discovery::container::detect_cached().is_some(),
+        _ => false,
+    }
+}
+
 /// Addresses for a bind mode: (address, required).
 pub fn addresses(s: &Settings) -> Vec<(SocketAddr, bool)> {
     let p = s.port;
     let v4lo = (SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p), true);
     let v6lo = (SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), p), false);
-    match s.bind {
-        BindMode::Lan => vec![
+    if all_interfaces(s) {
+        return vec![
             (SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), p), true),
             (SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), p), false),
-        ],
-        BindMode::Custom => {
-            let mut v = vec![v4lo];
-            if let Some(ip) = s.custom_bind_host.filter(|ip| !ip.is_loopback()) {
-                v.push((SocketAddr::new(ip, p), true));
-            }
-            v
+        ];
+    }
+    match (s.bind, s.custom_bind_host) {
+        (BindMode::Custom, Some(ip)) if !ip.is_loopback() => {
+            vec![v4lo, (SocketAddr::new(ip, p), true)]
         }
+        (BindMode::Custom, _) => vec![v4lo],
         _ => vec![v4lo, v6lo],
     }
 }
