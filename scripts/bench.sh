@@ -86,8 +86,10 @@ if ((peer)); then
 fi
 
 failed=0
-# The node scenarios (node.invoke, pairing.retry) need clawgate's pairing; the floor has none.
-"$BENCH_BIN" run --token "$token" --out-dir "$BENCH_DIR" --node-servers clawgate \
+# node.invoke runs against both gateways (the floor has no nodes); pairing.retry only against clawgate:
+# the reference refuses proxy headers from an untrusted proxy (403) instead of treating the node as remote.
+"$BENCH_BIN" run --token "$token" --out-dir "$BENCH_DIR" --node-servers clawgate,reference \
+  --pairing-servers clawgate \
   "${server_args[@]}" "${extra[@]}" || failed=1
 results=()
 for n in "${names[@]}"; do

@@ -200,6 +200,8 @@ fn bench_measures_node_invoke_and_pairing_against_clawgate() {
         "node,pairing",
         "--node-servers",
         "clawgate",
+        "--pairing-servers",
+        "clawgate",
         "--name",
         "clawgate",
         "--url",

@@ -125,9 +125,12 @@ struct RunArgs {
     methods: Vec<String>,
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     rpc_conns: Vec<usize>,
-    /// Servers (by --name) that get the node scenarios (`node.invoke`, `pairing.retry`).
+    /// Servers (by --name) that get the `node.invoke` scenario.
     #[arg(long, value_delimiter = ',')]
     node_servers: Vec<String>,
+    /// Servers (by --name) that get `pairing.retry` (remote via `X-Forwarded-For` on loopback).
+    #[arg(long, value_delimiter = ',')]
+    pairing_servers: Vec<String>,
     /// Only scenarios whose name starts with one of these prefixes (memory, handshake, rpc.health …).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -261,6 +264,7 @@ async fn run_cmd(mut a: RunArgs, threads: usize) -> Result<()> {
         rpc_conns: a.rpc_conns,
         only: a.only,
         node_servers: a.node_servers,
+        pairing_servers: a.pairing_servers,
         client_threads: threads,
     };
     let results = run::run(spec).await;

@@ -1,6 +1,7 @@
-//! Node scenarios (pairing issue targets), run only against gateways named in `--node-servers`.
+//! Node scenarios (pairing issue targets), run only against gateways named in `--node-servers`
+//! (`node.invoke`) and `--pairing-servers` (`pairing.retry`).
 //!
-//! - `node.invoke`: operator → gateway → node → gateway → operator round trips of `bench.echo`,
+//! - `node.invoke`: operator → gateway → node → gateway → operator round trips of `COMMAND`,
 //!   closed loop on one operator connection, paced at `PACED_RATE` and unpaced, next to the same
 //!   two client sockets talking through an in-process relay (`node::Relay`, the direct path).
 //!   `node.invoke.overhead_p50_ms` = paced invoke p50 − paced direct p50.
@@ -110,8 +111,14 @@ async fn invoke_worker(
         {
             Ok(()) if start >= win.begin => r.lat.record(start.elapsed()),
             Ok(()) => {}
-            Err(ClientError::Rejected(_)) => r.errors += 1,
-            Err(_) => {
+            Err(ClientError::Rejected(text)) => {
+                if r.errors == 0 {
+                    tracing::warn!(response = %text, "node.invoke rejected (first of this window)");
+                }
+                r.errors += 1;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "node.invoke connection failed");
                 r.errors += 1;
                 return r;
             }
@@ -209,7 +216,8 @@ impl Scenario for NodeInvoke {
                 .extend(Self::measure(ctx, "node.invoke.max", label, conn, &ident.id, None).await?);
             let direct = value(&metrics, "node.direct.paced.p50_ms");
             let invoke = value(&metrics, "node.invoke.paced.p50_ms");
-            if let Some((d, i)) = direct.zip(invoke) {
+            let invoked = value(&metrics, "node.invoke.paced.rate").unwrap_or(0.0) > 0.0;
+            if let Some((d, i)) = direct.zip(invoke).filter(|_| invoked) {
                 metrics.push(Metric::new(
                     "node.invoke.overhead_p50_ms",
                     "`node.invoke` p50 overhead over the direct round trip, 1,000/s",
@@ -269,7 +277,7 @@ impl Scenario for PairingRetry {
         "pairing.retry".to_owned()
     }
 
-    fn needs_nodes(&self) -> bool {
+    fn needs_remote_pairing(&self) -> bool {
         true
     }
 
@@ -291,6 +299,12 @@ impl Scenario for PairingRetry {
                 }
             }
             admin.close().await;
+            if retry.count() == 0 {
+                return Err(setup_err(
+                    "pairing.retry",
+                    "no pairing attempt succeeded (see the log)",
+                ));
+            }
             let n = PAIRINGS_PER_ROUND;
             let mut m = latency_metrics(
                 "pairing.approve_ack",

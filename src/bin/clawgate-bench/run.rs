@@ -66,6 +66,8 @@ pub struct RunSpec {
     pub only: Vec<String>,
     /// Servers that get the scenarios needing nodes and pairing (`Scenario::needs_nodes`).
     pub node_servers: Vec<String>,
+    /// Servers that get the scenarios needing remote pairing (`Scenario::needs_remote_pairing`).
+    pub pairing_servers: Vec<String>,
     pub client_threads: usize,
 }
 
@@ -124,8 +126,11 @@ pub async fn run(spec: RunSpec) -> Vec<RunResult> {
             if round > 0 && !scenario.repeatable() {
                 continue;
             }
-            let nodes_ok =
-                |l: &Live| !scenario.needs_nodes() || spec.node_servers.contains(&l.result.name);
+            let nodes_ok = |l: &Live| {
+                let name = &l.result.name;
+                (!scenario.needs_nodes() || spec.node_servers.contains(name))
+                    && (!scenario.needs_remote_pairing() || spec.pairing_servers.contains(name))
+            };
             for l in live
                 .iter_mut()
                 .filter(|l| l.result.start_error.is_none() && nodes_ok(l))

@@ -52,6 +52,10 @@ pub trait Scenario: Send + Sync {
     fn needs_nodes(&self) -> bool {
         false
     }
+    /// Whether it needs remote pairing on loopback via `X-Forwarded-For` (`--pairing-servers`).
+    fn needs_remote_pairing(&self) -> bool {
+        false
+    }
     /// Whether it runs once per round (throughput) or only in the first round (memory).
     fn repeatable(&self) -> bool {
         true
