@@ -14,13 +14,11 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::identity::{IngressPeer, WhoisCache};
 use super::proxy_v2;
-use crate::server::Gateway;
+use crate::server::{listen, Gateway};
 
 /// How a request reached the HTTP surface.
 #[derive(Debug, Clone)]
@@ -48,24 +46,10 @@ pub async fn bind() -> io::Result<TcpListener> {
 
 /// Runs the accept loop on the gateway's tracker until the gateway is cancelled.
 pub fn serve(gw: &Arc<Gateway>, listener: TcpListener, whois: Arc<WhoisCache>) {
-    let gw2 = gw.clone();
-    gw.tracker.spawn(async move {
-        loop {
-            let (stream, _) = tokio::select! {
-                _ = gw2.cancel.cancelled() => return,
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!("ingress accept failed: {e}");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let (gw3, whois) = (gw2.clone(), whois.clone());
-            gw2.tracker.spawn(connection(gw3, stream, whois));
-        }
+    let accept = listen::accept_each(gw.clone(), listener, "ingress", move |gw, stream, _| {
+        connection(gw, stream, whois.clone())
     });
+    gw.tracker.spawn(accept);
 }
 
 /// One ingress connection: PROXY header → whois → HTTP/1.1 (with upgrades).
@@ -93,18 +77,5 @@ async fn connection(gw: Arc<Gateway>, mut stream: TcpStream, whois: Arc<WhoisCac
         }
     };
     tracing::debug!(%source, peer = %peer.describe(), "ingress connection");
-    let via = Via::Ingress(peer);
-    let cancel = gw.cancel.clone();
-    let svc = service_fn(move |req| {
-        crate::server::http::handle_via(gw.clone(), source, local, via.clone(), req)
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .max_buf_size(16 * 1024)
-        .serve_connection(TokioIo::new(stream), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
-    }
+    listen::serve_http(gw, stream, source, local, Via::Ingress(peer)).await;
 }

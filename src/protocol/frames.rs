@@ -198,14 +198,10 @@ impl EventFrame {
         let mut out = String::with_capacity(self.prefix.len() + 24);
         out.push_str(&self.prefix);
         out.push_str(r#","seq":"#);
-        out.push_str(itoa_u64(seq).as_str());
+        out.push_str(&seq.to_string());
         out.push('}');
         out
     }
-}
-
-fn itoa_u64(n: u64) -> String {
-    n.to_string()
 }
 
 #[cfg(test)]

@@ -70,11 +70,6 @@ pub fn method_access(method: &str) -> Option<Access> {
     })
 }
 
-/// Methods advertised in `hello-ok.features.methods` (exactly those served).
-pub fn advertised_methods(implemented: &[&'static str]) -> Vec<&'static str> {
-    implemented.to_vec()
-}
-
 /// Checks role then scope; `Err` carries the failure kind.
 pub fn authorize(access: Access, role: Role, scopes: &[String]) -> Result<(), Denied> {
     match (access, role) {

@@ -64,16 +64,6 @@ fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.method() == Method::GET && upgrade_ws && conn_upgrade
 }
 
-/// Serves one HTTP request on an ordinary listener.
-pub async fn handle(
-    gw: Arc<Gateway>,
-    peer: SocketAddr,
-    local: SocketAddr,
-    req: Request<Incoming>,
-) -> Result<Resp, Infallible> {
-    handle_via(gw, peer, local, Via::Direct, req).await
-}
-
 /// Whether `Host` is acceptable: the usual allowlist, plus the MagicDNS name on the dedicated
 /// Serve listener (the name tailscaled terminated TLS for).
 fn host_allowed(gw: &Gateway, host: Option<&str>, local: SocketAddr, via: &Via) -> bool {

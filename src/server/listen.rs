@@ -10,10 +10,16 @@ use std::sync::Arc;
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use super::Gateway;
 use crate::config::{BindMode, Settings};
+use crate::exposure::ingress::Via;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before retrying.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
+/// hyper's read buffer cap for the HTTP phase (requests are small; the WS has its own).
+const HTTP_BUF: usize = 16 * 1024;
 
 /// Listen backlog: enough for handshake bursts from benchmarks and reconnect storms.
 pub const BACKLOG: u32 = 1024;
@@ -101,35 +107,57 @@ pub fn serve(gw: &Arc<Gateway>, listeners: Vec<TcpListener>) {
 }
 
 async fn accept_loop(gw: Arc<Gateway>, l: TcpListener) {
+    accept_each(gw, l, "gateway", |gw, stream, peer| async move {
+        if let Ok(local) = stream.local_addr() {
+            serve_http(gw, stream, peer, local, Via::Direct).await;
+        }
+    })
+    .await
+}
+
+/// Accepts until the gateway is cancelled, running `on` for each connection on the
+/// gateway's tracker. Accept errors (e.g. EMFILE) are logged and retried after a pause.
+pub async fn accept_each<F, Fut>(gw: Arc<Gateway>, l: TcpListener, what: &'static str, on: F)
+where
+    F: Fn(Arc<Gateway>, TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let (stream, peer) = tokio::select! {
             _ = gw.cancel.cancelled() => return,
             r = l.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tracing::warn!("{what} accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             },
         };
         let _ = stream.set_nodelay(true);
-        let Ok(local) = stream.local_addr() else {
-            continue;
-        };
-        let gw2 = gw.clone();
-        gw.tracker.spawn(async move {
-            let cancel = gw2.cancel.clone();
-            let svc = service_fn(move |req| super::http::handle(gw2.clone(), peer, local, req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(16 * 1024)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
-            }
-        });
+        gw.tracker.spawn(on(gw.clone(), stream, peer));
+    }
+}
+
+/// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it ends or the
+/// gateway shuts down (then gracefully).
+pub async fn serve_http(
+    gw: Arc<Gateway>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    via: Via,
+) {
+    let cancel = gw.cancel.clone();
+    let svc =
+        service_fn(move |req| super::http::handle_via(gw.clone(), peer, local, via.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(HTTP_BUF)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
     }
 }
