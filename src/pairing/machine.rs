@@ -70,6 +70,33 @@ impl Reason {
     }
 }
 
+/// What the silent-approval rule needs to know about a connect.
+#[derive(Debug, Clone, Copy)]
+pub struct SilentContext {
+    /// Loopback peer, no proxy headers, not a Serve/Funnel ingress, no browser `Origin`.
+    pub direct_local: bool,
+    /// `gateway.nodes.pairing.autoApproveLocal` (default true).
+    pub auto_approve_local: bool,
+    /// Authenticated with no auth, the shared token or the password (not a device token,
+    /// Tailscale identity or bootstrap token).
+    pub shared_or_none: bool,
+}
+
+/// Whether a pairing request may be approved without an operator (protocol.md §13.4
+/// with the project rule: only a direct loopback connect, never through a proxy; scope
+/// upgrades only for shared-secret auth; `autoApproveLocal: false` keeps all but
+/// metadata upgrades interactive). Silent approval never grants `operator.admin`
+/// (see [`PairingData::approve`]).
+pub fn silent_approval(ctx: SilentContext, reason: Reason) -> bool {
+    if !ctx.direct_local {
+        return false;
+    }
+    if !ctx.auto_approve_local && reason != Reason::MetadataUpgrade {
+        return false;
+    }
+    reason != Reason::ScopeUpgrade || ctx.shared_or_none
+}
+
 /// A device-bearing connect, as pairing sees it.
 #[derive(Debug, Clone)]
 pub struct DeviceConnect {
@@ -705,6 +732,21 @@ impl PairingData {
         n.approved_caps = req.caps;
         n.approved_at_ms = Some(now);
         n.pending = None;
+        Ok(n.clone())
+    }
+
+    /// Forgets a node's approved command surface (its device pairing stays).
+    pub fn remove_node(&mut self, node_id: &str) -> Result<NodeSurface, PairingError> {
+        self.nodes.remove(node_id).ok_or(PairingError::UnknownNode)
+    }
+
+    /// Sets a node's display name.
+    pub fn rename_node(&mut self, node_id: &str, name: &str) -> Result<NodeSurface, PairingError> {
+        let n = self
+            .nodes
+            .get_mut(node_id)
+            .ok_or(PairingError::UnknownNode)?;
+        n.display_name = Some(name.to_string());
         Ok(n.clone())
     }
 

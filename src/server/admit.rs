@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::Gateway;
 use crate::auth::handshake::Admission;
 use crate::auth::{AuthFailure, AuthMethod, Locality, Transport};
-use crate::pairing::machine::Reason;
+use crate::pairing::machine::{silent_approval, Reason, SilentContext};
 use crate::pairing::store::OsEntropy;
 use crate::pairing::{ClientMeta, DeviceConnect, DeviceToken, PendingRequest};
 use crate::protocol::connect::{Connect, Role};
@@ -75,20 +75,17 @@ fn dedup(v: &[String]) -> Vec<String> {
     out
 }
 
-/// Silent approval rule (protocol.md §13.4 with the project rule).
-fn silent_ok(gw: &Gateway, a: &Admission, t: &Transport, reason: Reason) -> bool {
-    if a.locality != Locality::DirectLocal || t.origin.is_some() || !t.is_direct_local() {
-        return false;
-    }
-    if !gw.settings.auto_approve_local && reason != Reason::MetadataUpgrade {
-        return false;
-    }
-    match reason {
-        Reason::ScopeUpgrade => matches!(
+/// The transport facts the pure silent-approval rule needs.
+fn silent_context(gw: &Gateway, a: &Admission, t: &Transport) -> SilentContext {
+    SilentContext {
+        direct_local: a.locality == Locality::DirectLocal
+            && t.origin.is_none()
+            && t.is_direct_local(),
+        auto_approve_local: gw.settings.auto_approve_local,
+        shared_or_none: matches!(
             a.method,
             AuthMethod::None | AuthMethod::Token | AuthMethod::Password
         ),
-        _ => true,
     }
 }
 
@@ -126,7 +123,7 @@ pub async fn pair(
         reason = None;
     }
     if let Some(reason) = reason {
-        let silent = silent_ok(gw, a, t, reason);
+        let silent = silent_approval(silent_context(gw, a, t), reason);
         let (req, new) = gw
             .pairing
             .update(|p| p.request(&dc, reason, silent, now, &mut OsEntropy))

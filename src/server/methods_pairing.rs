@@ -94,130 +94,124 @@ pub async fn handle(
     let now = crate::util::now_ms();
     let caller = s.caller();
     Some(match method {
-        "device.pair.list" => Ok(gw.pairing.read(|p| {
-            let pending: Vec<Value> = p
-                .pending
-                .values()
-                .filter(|r| now - r.ts < crate::pairing::machine::PENDING_TTL_MS)
-                .map(|r| json!(r))
-                .collect();
-            let paired: Vec<Value> = p.paired.values().map(redact).collect();
-            json!({"pending": pending, "paired": paired})
-        })),
+        "device.pair.list" => Ok(device_pair_list(gw, now)),
         "device.pair.approve" => approve(gw, &caller, parse(method, params), now).await,
-        "device.pair.reject" => match parse::<RequestIdParams>(method, params) {
-            Err(e) => Err(e),
-            Ok(p) => match gw.pairing.update(|d| d.reject(&p.request_id)).await {
-                Err(e) => Err(store(e)),
-                Ok(Err(e)) => Err(perr(e)),
-                Ok(Ok(r)) => {
-                    gw.hub.broadcast(EventFrame::new("device.pair.resolved", &json!({"requestId": r.request_id, "deviceId": r.device_id, "decision": "rejected", "ts": now})));
-                    Ok(json!({"requestId": r.request_id, "deviceId": r.device_id}))
-                }
-            },
-        },
-        "device.pair.remove" => match parse::<DeviceParams>(method, params) {
-            Err(e) => Err(e),
-            Ok(p) => match gw.pairing.update(|d| d.remove(&p.device_id, &caller)).await {
-                Err(e) => Err(store(e)),
-                Ok(Err(e)) => Err(perr(e)),
-                Ok(Ok(_)) => {
-                    gw.hub.kick_where(close::POLICY, "device removed", |e| {
-                        e.device_id.as_deref() == Some(p.device_id.as_str())
-                    });
-                    Ok(json!({"deviceId": p.device_id}))
-                }
-            },
-        },
-        "device.pair.rename" => match parse::<DeviceParams>(method, params) {
-            Err(e) => Err(e),
-            Ok(p) => match gw
-                .pairing
-                .update(|d| d.rename(&p.device_id, p.label.as_deref().unwrap_or("")))
-                .await
-            {
-                Err(e) => Err(store(e)),
-                Ok(r) => r
-                    .map(|d| json!({"deviceId": d.device_id, "label": d.label}))
-                    .map_err(perr),
-            },
-        },
+        "device.pair.reject" => reject(gw, parse(method, params), now).await,
+        "device.pair.remove" => remove(gw, &caller, parse(method, params)).await,
+        "device.pair.rename" => rename(gw, parse(method, params)).await,
         "device.token.rotate" => rotate(gw, s, parse(method, params), now).await,
-        "device.token.revoke" => match parse::<DeviceParams>(method, params) {
-            Err(e) => Err(e),
-            Ok(p) => {
-                let role = p.role.clone().unwrap_or_default();
-                match gw
-                    .pairing
-                    .update(|d| d.revoke(&p.device_id, &role, &caller, now))
-                    .await
-                {
-                    Err(e) => Err(store(e)),
-                    Ok(Err(e)) => Err(perr(e)),
-                    Ok(Ok(t)) => {
-                        let r = if role == "node" {
-                            crate::protocol::connect::Role::Node
-                        } else {
-                            crate::protocol::connect::Role::Operator
-                        };
-                        gw.hub
-                            .kick_where(close::POLICY, "device token revoked", |e| {
-                                e.device_id.as_deref() == Some(p.device_id.as_str()) && e.role == r
-                            });
-                        Ok(
-                            json!({"deviceId": p.device_id, "role": role, "revokedAtMs": t.revoked_at_ms}),
-                        )
-                    }
-                }
-            }
-        },
-        "node.pair.list" => Ok(node_pair_list(gw)),
+        "device.token.revoke" => revoke(gw, &caller, parse(method, params), now).await,
         "device.pair.setupCode" => setup_code(gw, parse(method, params), now).await,
+        "node.pair.list" => Ok(node_pair_list(gw)),
         "node.pair.approve" => approve_node(gw, &caller, parse(method, params), now).await,
-        "node.pair.reject" => match parse::<RequestIdParams>(method, params) {
-            Err(e) => Err(e),
-            Ok(p) => match gw.pairing.update(|d| d.reject_node(&p.request_id)).await {
-                Err(e) => Err(store(e)),
-                Ok(Err(e)) => Err(perr(e)),
-                Ok(Ok(r)) => {
-                    gw.hub.broadcast(EventFrame::new("node.pair.resolved", &json!({"requestId": r.request_id, "nodeId": r.node_id, "decision": "rejected", "ts": now})));
-                    Ok(json!({"requestId": r.request_id, "nodeId": r.node_id}))
-                }
-            },
-        },
-        "node.pair.remove" => match parse::<NodeParams>(method, params) {
-            Err(e) => Err(e),
-            Ok(p) => match gw.pairing.update(|d| d.nodes.remove(&p.node_id)).await {
-                Err(e) => Err(store(e)),
-                Ok(None) => Err(perr(PairingError::UnknownNode)),
-                Ok(Some(_)) => {
-                    gw.nodes.set_effective(&p.node_id, vec![]);
-                    Ok(json!({"nodeId": p.node_id}))
-                }
-            },
-        },
-        "node.rename" => match parse::<NodeParams>(method, params) {
-            Err(e) => Err(e),
-            Ok(p) => {
-                let name = p.display_name.clone().unwrap_or_default();
-                match gw
-                    .pairing
-                    .update(|d| {
-                        d.nodes
-                            .get_mut(&p.node_id)
-                            .map(|n| n.display_name = Some(name.clone()))
-                            .is_some()
-                    })
-                    .await
-                {
-                    Err(e) => Err(store(e)),
-                    Ok(false) => Err(perr(PairingError::UnknownNode)),
-                    Ok(true) => Ok(json!({"nodeId": p.node_id, "displayName": name})),
-                }
-            }
-        },
+        "node.pair.reject" => reject_node(gw, parse(method, params), now).await,
+        "node.pair.remove" => remove_node(gw, parse(method, params)).await,
+        "node.rename" => rename_node(gw, parse(method, params)).await,
         _ => return None,
     })
+}
+
+/// Applies a pairing change durably; store and pairing errors become wire errors.
+async fn change<T>(
+    gw: &Gateway,
+    f: impl FnOnce(&mut crate::pairing::PairingData) -> Result<T, PairingError>,
+) -> Result<T, WireError> {
+    gw.pairing.update(f).await.map_err(store)?.map_err(perr)
+}
+
+fn device_pair_list(gw: &Gateway, now: i64) -> Value {
+    gw.pairing.read(|p| {
+        let pending: Vec<Value> = p
+            .pending
+            .values()
+            .filter(|r| now - r.ts < crate::pairing::machine::PENDING_TTL_MS)
+            .map(|r| json!(r))
+            .collect();
+        let paired: Vec<Value> = p.paired.values().map(redact).collect();
+        json!({"pending": pending, "paired": paired})
+    })
+}
+
+async fn reject(
+    gw: &Gateway,
+    p: Result<RequestIdParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    let p = p?;
+    let r = change(gw, |d| d.reject(&p.request_id)).await?;
+    gw.hub.broadcast(EventFrame::new("device.pair.resolved", &json!({"requestId": r.request_id, "deviceId": r.device_id, "decision": "rejected", "ts": now})));
+    Ok(json!({"requestId": r.request_id, "deviceId": r.device_id}))
+}
+
+async fn remove(
+    gw: &Gateway,
+    caller: &crate::pairing::Caller,
+    p: Result<DeviceParams, WireError>,
+) -> Result<Value, WireError> {
+    let p = p?;
+    change(gw, |d| d.remove(&p.device_id, caller)).await?;
+    gw.hub.kick_where(close::POLICY, "device removed", |e| {
+        e.device_id.as_deref() == Some(p.device_id.as_str())
+    });
+    Ok(json!({"deviceId": p.device_id}))
+}
+
+async fn rename(gw: &Gateway, p: Result<DeviceParams, WireError>) -> Result<Value, WireError> {
+    let p = p?;
+    let d = change(gw, |d| {
+        d.rename(&p.device_id, p.label.as_deref().unwrap_or(""))
+    })
+    .await?;
+    Ok(json!({"deviceId": d.device_id, "label": d.label}))
+}
+
+async fn revoke(
+    gw: &Gateway,
+    caller: &crate::pairing::Caller,
+    p: Result<DeviceParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    let p = p?;
+    let role = p.role.clone().unwrap_or_default();
+    let t = change(gw, |d| d.revoke(&p.device_id, &role, caller, now)).await?;
+    let r = if role == "node" {
+        crate::protocol::connect::Role::Node
+    } else {
+        crate::protocol::connect::Role::Operator
+    };
+    gw.hub
+        .kick_where(close::POLICY, "device token revoked", |e| {
+            e.device_id.as_deref() == Some(p.device_id.as_str()) && e.role == r
+        });
+    Ok(json!({"deviceId": p.device_id, "role": role, "revokedAtMs": t.revoked_at_ms}))
+}
+
+async fn reject_node(
+    gw: &Gateway,
+    p: Result<RequestIdParams, WireError>,
+    now: i64,
+) -> Result<Value, WireError> {
+    let p = p?;
+    let r = change(gw, |d| d.reject_node(&p.request_id)).await?;
+    gw.hub.broadcast(EventFrame::new(
+        "node.pair.resolved",
+        &json!({"requestId": r.request_id, "nodeId": r.node_id, "decision": "rejected", "ts": now}),
+    ));
+    Ok(json!({"requestId": r.request_id, "nodeId": r.node_id}))
+}
+
+async fn remove_node(gw: &Gateway, p: Result<NodeParams, WireError>) -> Result<Value, WireError> {
+    let p = p?;
+    change(gw, |d| d.remove_node(&p.node_id)).await?;
+    gw.nodes.set_effective(&p.node_id, vec![]);
+    Ok(json!({"nodeId": p.node_id}))
+}
+
+async fn rename_node(gw: &Gateway, p: Result<NodeParams, WireError>) -> Result<Value, WireError> {
+    let p = p?;
+    let name = p.display_name.clone().unwrap_or_default();
+    change(gw, |d| d.rename_node(&p.node_id, &name)).await?;
+    Ok(json!({"nodeId": p.node_id, "displayName": name}))
 }
 
 async fn approve(
@@ -227,12 +221,10 @@ async fn approve(
     now: i64,
 ) -> Result<Value, WireError> {
     let p = p?;
-    let (req, dev) = gw
-        .pairing
-        .update(|d| d.approve(&p.request_id, Some(caller), now, &mut OsEntropy))
-        .await
-        .map_err(store)?
-        .map_err(perr)?;
+    let (req, dev) = change(gw, |d| {
+        d.approve(&p.request_id, Some(caller), now, &mut OsEntropy)
+    })
+    .await?;
     gw.hub.broadcast(EventFrame::new("device.pair.resolved", &json!({"requestId": req.request_id, "deviceId": req.device_id, "decision": "approved", "ts": now})));
     tracing::info!(device = %req.device_id, roles = ?req.roles, "pairing approved by operator");
     Ok(json!({"requestId": req.request_id, "device": redact(&dev)}))
@@ -250,21 +242,17 @@ async fn rotate(
         .clone()
         .ok_or_else(|| WireError::invalid("device.token.rotate needs role"))?;
     let caller = s.caller();
-    let t = gw
-        .pairing
-        .update(|d| {
-            d.rotate(
-                &p.device_id,
-                &role,
-                p.scopes.as_deref(),
-                &caller,
-                now,
-                &mut OsEntropy,
-            )
-        })
-        .await
-        .map_err(store)?
-        .map_err(perr)?;
+    let t = change(gw, |d| {
+        d.rotate(
+            &p.device_id,
+            &role,
+            p.scopes.as_deref(),
+            &caller,
+            now,
+            &mut OsEntropy,
+        )
+    })
+    .await?;
     let same_device =
         caller.via_device_token && caller.device_id.as_deref() == Some(p.device_id.as_str());
     let mut v =
@@ -297,12 +285,7 @@ async fn approve_node(
     now: i64,
 ) -> Result<Value, WireError> {
     let p = p?;
-    let n = gw
-        .pairing
-        .update(|d| d.approve_node(&p.request_id, caller, now))
-        .await
-        .map_err(store)?
-        .map_err(perr)?;
+    let n = change(gw, |d| d.approve_node(&p.request_id, caller, now)).await?;
     gw.nodes.refresh_effective(&n.node_id, &n.approved_commands);
     gw.hub.broadcast(EventFrame::new(
         "node.pair.resolved",

@@ -404,3 +404,31 @@ fn pending_requests_are_capped_per_source() {
         )
         .is_ok());
 }
+
+#[test]
+fn silent_approval_rule() {
+    let ctx = |direct_local, auto_approve_local, shared_or_none| SilentContext {
+        direct_local,
+        auto_approve_local,
+        shared_or_none,
+    };
+    assert!(silent_approval(ctx(true, true, true), Reason::NotPaired));
+    assert!(silent_approval(ctx(true, true, false), Reason::RoleUpgrade));
+    assert!(
+        !silent_approval(ctx(false, true, true), Reason::NotPaired),
+        "remote or proxied: never"
+    );
+    assert!(
+        !silent_approval(ctx(true, false, true), Reason::NotPaired),
+        "autoApproveLocal=false"
+    );
+    assert!(silent_approval(
+        ctx(true, false, true),
+        Reason::MetadataUpgrade
+    ));
+    assert!(
+        !silent_approval(ctx(true, true, false), Reason::ScopeUpgrade),
+        "device-token scope upgrades need an operator"
+    );
+    assert!(silent_approval(ctx(true, true, true), Reason::ScopeUpgrade));
+}
