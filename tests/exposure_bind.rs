@@ -2,7 +2,9 @@
 //! its Unix socket): the gateway runs in network namespace A where the node's tailnet address is
 //! not configured yet, serves loopback only, then binds the address once it appears on A's veth;
 //! a client in namespace B is refused plain `ws` to that tailnet address with a reason naming the
-//! `wss://` URL. Needs root + iproute2 (skipped otherwise, unless `CLAWGATE_REQUIRE_NETNS` is set)
+//! `wss://` URL. Then the address is taken away for real (`tailscale down` through the real CLI):
+//! the tailnet socket disappears while loopback keeps serving `health`; `tailscale up` brings it
+//! back and the gateway listens and answers on it again. Needs root + iproute2 (skipped otherwise, unless `CLAWGATE_REQUIRE_NETNS` is set)
 //! and `tailscaled` (`CLAWGATE_TAILSCALED_BIN`, else `sidecar/bin/tailscaled`).
 
 mod common;
@@ -105,7 +107,15 @@ fn tailscaled_bin() -> Option<PathBuf> {
     let p = std::env::var_os("CLAWGATE_TAILSCALED_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("sidecar/bin/tailscaled"));
-    p.is_file().then_some(p)
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var(common::testnet::ENV_REQUIRE).as_deref() != Ok("1"),
+        "{}=1 but tailscaled not found at {p:?}: set CLAWGATE_TAILSCALED_BIN or run make sidecar",
+        common::testnet::ENV_REQUIRE
+    );
+    None
 }
 
 /// The gateway process inside namespace A; killed on drop.
@@ -126,8 +136,85 @@ fn wait_until(what: &str, bound: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// What the phases of the test share.
+struct Ctx {
+    pair: Pair,
+    net: Testnet,
+    cli: PathBuf,
+    sock: String,
+    fqdn: String,
+    /// `127.0.0.1:PORT`, the tailnet `v4:PORT` and `[v6]:PORT`.
+    lo: String,
+    v4: String,
+    v6: String,
+    dir: tempfile::TempDir,
+}
+
+impl Ctx {
+    fn client(&self) -> PathBuf {
+        self.dir.path().join("client")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap()
+    }
+
+    /// Starts `clawgate run` with bind=tailnet inside namespace A (stderr to `gateway.log`).
+    fn spawn_gateway(&self) -> InNs {
+        let d = self.dir.path();
+        let cfg = json!({"gateway": {"bind": "tailnet", "tailscale": {"mode": "off", "socket": self.sock}}});
+        let path = d.join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let port = PORT.to_string();
+        let bin = env!("CARGO_BIN_EXE_clawgate");
+        let ns = ["netns", "exec", &self.pair.a, bin, "run", "--port", &port];
+        let gw = Command::new("ip")
+            .args(ns)
+            .args(["--token", TOKEN, "--config", path.to_str().unwrap()])
+            .env("HOME", d)
+            .env("OPENCLAW_STATE_DIR", d.join("state"))
+            .env("CLAWGATE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("gateway.log")).unwrap())
+            .spawn()
+            .unwrap();
+        InNs(gw)
+    }
+
+    /// Puts the node's tailnet addresses on A's veth (as a TUN would) and routes B to them.
+    fn give_addresses(&self, v4: &str, v6: &str) {
+        let (a, b, va) = (&self.pair.a, &self.pair.b, &self.pair.va);
+        let (v4h, v6h) = (format!("{v4}/32"), format!("{v6}/128"));
+        sh(&["ip", "-n", a, "addr", "add", &v4h, "dev", va]);
+        sh(&["ip", "-n", a, "-6", "addr", "add", &v6h, "dev", va, "nodad"]);
+        sh(&["ip", "-n", b, "route", "add", &v4h, "via", "10.77.9.1"]);
+    }
+
+    /// Listeners in A, asserting nothing was ever widened to a wildcard.
+    fn listeners(&self) -> String {
+        let l = self.pair.listeners();
+        assert!(
+            !l.contains(" 0.0.0.0:") && !l.contains(" [::]:") && !l.contains(" *:"),
+            "never widened: {l}"
+        );
+        l
+    }
+
+    fn tailnet_listening(&self) -> (bool, bool) {
+        let l = self.listeners();
+        (
+            l.contains(&format!(" {} ", self.v4)),
+            l.contains(&format!(" {} ", self.v6)),
+        )
+    }
+
+    fn tailscale(&self, args: &[&str]) {
+        tailscale(&self.net, &self.cli, &self.sock, args);
+    }
+}
+
 #[tokio::test]
-async fn tailnet_bind_waits_on_loopback_then_binds_and_refuses_plaintext() {
+async fn tailnet_bind_waits_binds_follows_down_and_up_and_refuses_plaintext() {
     let Some(tailscaled) = tailscaled_bin() else {
         eprintln!("SKIPPED: tailscaled not found (CLAWGATE_TAILSCALED_BIN or make sidecar)");
         return;
@@ -138,79 +225,128 @@ async fn tailnet_bind_waits_on_loopback_then_binds_and_refuses_plaintext() {
         return;
     };
     let node = net.node("daemon");
-    let sock = node.localapi["address"].as_str().unwrap().to_owned();
-    let ip = node.ips.iter().find(|i| i.is_ipv4()).unwrap().to_string();
-    let fqdn = node.fqdn.clone();
+    let v4 = node.ips.iter().find(|i| i.is_ipv4()).unwrap().to_string();
+    let v6 = node.ips.iter().find(|i| i.is_ipv6()).unwrap().to_string();
+    let c = Ctx {
+        sock: node.localapi["address"].as_str().unwrap().to_owned(),
+        fqdn: node.fqdn.clone(),
+        lo: format!("127.0.0.1:{PORT}"),
+        v4: format!("{v4}:{PORT}"),
+        v6: format!("[{v6}]:{PORT}"),
+        cli: tailscale_cli(&tailscaled),
+        dir: tempfile::tempdir().unwrap(),
+        pair,
+        net,
+    };
+    let gw = c.spawn_gateway();
+    waits_on_loopback_then_binds(&c, &v4, &v6).await;
+    down_closes_tailnet_listeners(&c);
+    up_binds_again(&c);
+    drop(gw);
+    let Ctx { pair, net, .. } = c;
+    drop(pair);
+    net.stop().await;
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = json!({"gateway": {"bind": "tailnet", "tailscale": {"mode": "off", "socket": sock}}});
-    let path = dir.path().join("openclaw.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let port = PORT.to_string();
-    let bin = env!("CARGO_BIN_EXE_clawgate");
-    let gw = Command::new("ip")
-        .args([
-            "netns", "exec", &pair.a, bin, "run", "--port", &port, "--token", TOKEN,
-        ])
-        .args(["--config", path.to_str().unwrap()])
-        .env("HOME", dir.path())
-        .env("OPENCLAW_STATE_DIR", dir.path().join("state"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _gw = InNs(gw);
-    let lo = format!("127.0.0.1:{PORT}");
+/// Tailscale is up but the addresses are not on an interface yet: loopback only, then both bound.
+async fn waits_on_loopback_then_binds(c: &Ctx, v4: &str, v6: &str) {
     wait_until("loopback listener", Duration::from_secs(20), || {
-        pair.listeners().contains(&lo)
+        c.listeners().contains(&c.lo)
     });
     tokio::time::sleep(Duration::from_secs(2)).await; // several retries while the address is absent
-    let before = pair.listeners();
-    assert!(!before.contains(&format!("{ip}:{PORT}")), "{before}");
-    assert!(
-        !before.contains(" 0.0.0.0:") && !before.contains(" [::]:") && !before.contains(" *:"),
-        "never widened: {before}"
-    );
-
-    sh(&[
-        "ip",
-        "-n",
-        &pair.a,
-        "addr",
-        "add",
-        &format!("{ip}/32"),
-        "dev",
-        &pair.va,
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &pair.b,
-        "route",
-        "add",
-        &format!("{ip}/32"),
-        "via",
-        "10.77.9.1",
-    ]);
-    let tailnet = format!("{ip}:{PORT}");
-    wait_until("tailnet listener", Duration::from_secs(15), || {
-        pair.listeners().contains(&tailnet)
+    assert_eq!(c.tailnet_listening(), (false, false), "{}", c.listeners());
+    c.give_addresses(v4, v6);
+    wait_until("tailnet listeners", Duration::from_secs(15), || {
+        c.tailnet_listening() == (true, true)
     });
+    assert_refused_plaintext(&c.pair.b, &c.v4, &c.fqdn, &c.client());
+    assert_health(&c.pair.a, &c.lo, &c.client());
+}
 
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &pair.b,
-            bin,
-            "health",
-            "--url",
-            &format!("ws://{tailnet}"),
-            "--token",
-            TOKEN,
-        ])
+/// `tailscale down` for real: both tailnet sockets close (logged), loopback keeps serving.
+fn down_closes_tailnet_listeners(c: &Ctx) {
+    c.tailscale(&["down"]);
+    wait_until("tailnet listeners closed", Duration::from_secs(15), || {
+        c.tailnet_listening() == (false, false)
+    });
+    assert!(c.listeners().contains(&c.lo), "loopback untouched");
+    assert_health(&c.pair.a, &c.lo, &c.client());
+    let refused = health(&c.pair.b, &c.v4, &c.client());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && !err.contains("plaintext ws refused"),
+        "nothing answers on {} any more: {err}",
+        c.v4
+    );
+    let log = c.log();
+    assert!(
+        log.contains("stopped listening on tailnet address") && log.contains("Stopped"),
+        "the close is logged with its reason: {log}"
+    );
+}
+
+/// `tailscale up` with the harness's own login flags: bound and answering again.
+fn up_binds_again(c: &Ctx) {
+    let m = &c.net.manifest;
+    let login = format!("--login-server={}", m.control_url);
+    let key = format!("--auth-key={}", m.auth_key);
+    let flags = ["--hostname=daemon", "--accept-dns=false", "--timeout=10s"];
+    c.tailscale(&[&["up", &login, &key][..], &flags[..]].concat());
+    wait_until("tailnet listeners again", Duration::from_secs(15), || {
+        c.tailnet_listening() == (true, true)
+    });
+    assert_refused_plaintext(&c.pair.b, &c.v4, &c.fqdn, &c.client());
+    assert_health(&c.pair.a, &c.lo, &c.client());
+}
+
+/// The real `tailscale` CLI next to `tailscaled` (the harness uses the same pair).
+fn tailscale_cli(tailscaled: &Path) -> PathBuf {
+    let cli = tailscaled.with_file_name("tailscale");
+    assert!(cli.is_file(), "tailscale CLI next to {tailscaled:?}");
+    cli
+}
+
+/// Runs `tailscale --socket=<sock> <args>` with the tailnet's offline environment.
+fn tailscale(net: &Testnet, cli: &Path, sock: &str, args: &[&str]) {
+    let out = Command::new(cli)
+        .arg(format!("--socket={sock}"))
+        .args(args)
+        .envs(&net.manifest.env)
         .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "tailscale {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `clawgate health --url ws://<addr>` run inside namespace `ns` (client state in `home`).
+fn health(ns: &str, addr: &str, home: &Path) -> std::process::Output {
+    let bin = env!("CARGO_BIN_EXE_clawgate");
+    let url = format!("ws://{addr}");
+    Command::new("ip")
+        .args([
+            "netns", "exec", ns, bin, "health", "--url", &url, "--token", TOKEN,
+        ])
+        .env("HOME", home)
+        .env("OPENCLAW_STATE_DIR", home.join("state"))
+        .output()
+        .unwrap()
+}
+
+fn assert_health(ns: &str, addr: &str, home: &Path) {
+    let out = health(ns, addr, home);
+    assert!(
+        out.status.success(),
+        "health over {addr}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The gateway answers on the tailnet address — and refuses plaintext there, naming `wss://`.
+fn assert_refused_plaintext(ns: &str, addr: &str, fqdn: &str, home: &Path) {
+    let out = health(ns, addr, home);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -224,7 +360,4 @@ async fn tailnet_bind_waits_on_loopback_then_binds_and_refuses_plaintext() {
         err.contains(&format!("wss://{fqdn}")),
         "reason names the wss URL: {err}"
     );
-    drop(_gw);
-    drop(pair);
-    net.stop().await;
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 use super::Gateway;
 use crate::config::{BindMode, Settings};
@@ -93,26 +94,34 @@ pub fn bind_all(s: &Settings) -> Result<Vec<TcpListener>, BindError> {
     Ok(out)
 }
 
-/// Runs accept loops for `listeners` on the gateway's tracker.
+/// Runs accept loops for `listeners` on the gateway's tracker until the gateway stops.
 pub fn serve(gw: &Arc<Gateway>, listeners: Vec<TcpListener>) {
     for l in listeners {
-        if let Ok(a) = l.local_addr() {
-            if let Ok(mut v) = gw.listen_addrs.lock() {
-                v.push(a);
-            }
-        }
-        let gw2 = gw.clone();
-        gw.tracker.spawn(accept_loop(gw2, l));
+        serve_until(gw, l, gw.cancel.clone());
     }
 }
 
-async fn accept_loop(gw: Arc<Gateway>, l: TcpListener) {
-    accept_each(gw, l, "gateway", |gw, stream, peer| async move {
-        if let Ok(local) = stream.local_addr() {
-            serve_http(gw, stream, peer, local, Via::Direct).await;
+/// Runs one accept loop for `l` on the gateway's tracker until `stop` (the gateway's token or a
+/// child of it) is cancelled; the listener is then closed and its address leaves `listen_addrs`.
+/// Connections already accepted are not touched: they end on their own or at gateway shutdown.
+pub fn serve_until(gw: &Arc<Gateway>, l: TcpListener, stop: CancellationToken) {
+    let addr = l.local_addr().ok();
+    if let (Some(a), Ok(mut v)) = (addr, gw.listen_addrs.lock()) {
+        v.push(a);
+    }
+    let gw2 = gw.clone();
+    gw.tracker.spawn(async move {
+        accept_until(gw2.clone(), l, "gateway", stop, direct).await;
+        if let (Some(a), Ok(mut v)) = (addr, gw2.listen_addrs.lock()) {
+            v.retain(|x| *x != a);
         }
-    })
-    .await
+    });
+}
+
+async fn direct(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {
+    if let Ok(local) = stream.local_addr() {
+        serve_http(gw, stream, peer, local, Via::Direct).await;
+    }
 }
 
 /// Accepts until the gateway is cancelled, running `on` for each connection on the
@@ -122,9 +131,24 @@ where
     F: Fn(Arc<Gateway>, TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let stop = gw.cancel.clone();
+    accept_until(gw, l, what, stop, on).await
+}
+
+/// [`accept_each`] until `stop` is cancelled (then `l` is dropped: the socket closes).
+async fn accept_until<F, Fut>(
+    gw: Arc<Gateway>,
+    l: TcpListener,
+    what: &'static str,
+    stop: CancellationToken,
+    on: F,
+) where
+    F: Fn(Arc<Gateway>, TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let (stream, peer) = tokio::select! {
-            _ = gw.cancel.cancelled() => return,
+            _ = stop.cancelled() => return,
             r = l.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
