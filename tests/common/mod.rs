@@ -2,6 +2,7 @@
 //! state dir, and a raw WebSocket client that speaks the protocol frame by frame.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod openclaw;
 pub mod testnet;
 

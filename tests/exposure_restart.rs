@@ -1,0 +1,130 @@
+//! The owned Serve route survives a real `tailscaled` restart (issue 5 §2, threats.md SL-3/SL-4):
+//! a gateway in `mode = serve` on the offline tailnet's real tailscaled (userspace networking, Unix
+//! LocalAPI socket) claims its route; tailscaled is SIGKILLed and started again on the same state
+//! (plus the harness's `tailscale up`, see `common::daemon`);
+//! exposure goes `degraded`, then the route is back and `ok` within 5 s of the restart, and a client
+//! on `vienna` reaches `wss://daemon.<magicdns>` through it again. (The sidecar case is in
+//! `exposure_tailnet.rs`.) Needs `tailscaled` (`CLAWGATE_TAILSCALED_BIN`, else
+//! `sidecar/bin/tailscaled`) and the testnet; skipped without them unless
+//! `CLAWGATE_REQUIRE_TESTNET=1`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::testnet::{self, Testnet};
+use common::{Gateway, TOKEN};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+/// Bound on the whole test.
+const BOUND: Duration = Duration::from_secs(150);
+/// The issue's restore target.
+const RESTORE: Duration = Duration::from_secs(5);
+
+fn tailscaled_bin() -> Option<PathBuf> {
+    let p = std::env::var_os("CLAWGATE_TAILSCALED_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("sidecar/bin/tailscaled"));
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var(testnet::ENV_REQUIRE).as_deref() != Ok("1"),
+        "{}=1 but tailscaled not found at {p:?}: set CLAWGATE_TAILSCALED_BIN or run make sidecar",
+        testnet::ENV_REQUIRE
+    );
+    eprintln!("SKIPPED: tailscaled not found (CLAWGATE_TAILSCALED_BIN or make sidecar)");
+    None
+}
+
+/// The first text frame as JSON.
+async fn first_event(ws: &mut testnet::Wss) -> Value {
+    loop {
+        match ws.next().await.expect("frame").expect("ws ok") {
+            tokio_tungstenite::tungstenite::Message::Text(t) => {
+                return serde_json::from_str(&t).unwrap()
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// `wss://<fqdn>` from vienna, retrying while vienna re-learns the restarted node (bounded).
+async fn wss_from_vienna(net: &Testnet, fqdn: &str, bound: Duration) -> testnet::Wss {
+    let deadline = Instant::now() + bound;
+    loop {
+        match testnet::wss_to_name(net, "vienna", fqdn, &["h2", "http/1.1"]).await {
+            Ok((ws, _)) => return ws,
+            Err(e) => assert!(Instant::now() < deadline, "wss://{fqdn} from vienna: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn route_is_back_within_5s_after_tailscaled_is_restarted() {
+    tokio::time::timeout(BOUND, async {
+        let Some(tailscaled) = tailscaled_bin() else {
+            return;
+        };
+        let Some(net) = Testnet::start(&["--tailscaled", tailscaled.to_str().unwrap()]).await
+        else {
+            return;
+        };
+        let node = net.node("daemon");
+        let sock = node.localapi["address"].as_str().unwrap().to_owned();
+        let fqdn = node.fqdn.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = json!({"gateway": {"tailscale": {"mode": "serve", "socket": sock}}});
+        let path = dir.path().join("openclaw.json");
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let args = [
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--config",
+            path.to_str().unwrap(),
+        ];
+        let gw = Gateway::start_in(dir, &args, &[]);
+        testnet::wait_exposure(gw.port, "ok", Duration::from_secs(30)).await;
+        let mut ws = wss_from_vienna(&net, &fqdn, Duration::from_secs(20)).await;
+        assert_eq!(first_event(&mut ws).await["event"], "connect.challenge");
+
+        let relaunched = common::daemon::kill9_and_relaunch(&sock, net.dir.path());
+        let restarted = Instant::now();
+        let m = &net.manifest;
+        let cli = tailscaled.with_file_name("tailscale");
+        common::daemon::login(&cli, &sock, &m.control_url, &m.auth_key, &m.env);
+        eprintln!(
+            "tailscaled restarted and logged in again in {:?}",
+            restarted.elapsed()
+        );
+        testnet::wait_exposure(gw.port, "degraded", Duration::from_secs(10)).await;
+        testnet::wait_exposure(gw.port, "ok", Duration::from_secs(30)).await;
+        let took = restarted.elapsed();
+        eprintln!("route restored {took:?} after tailscaled was restarted");
+        let log = std::fs::read_to_string(&relaunched.log).unwrap_or_default();
+        assert!(
+            took <= RESTORE,
+            "route restored after {took:?} (target {RESTORE:?}); tailscaled log:\n{log}"
+        );
+
+        // The route really is back in tailscaled, and end to end from vienna.
+        let mut ws = wss_from_vienna(&net, &fqdn, Duration::from_secs(30)).await;
+        eprintln!(
+            "wss from vienna works again {:?} after the restart",
+            restarted.elapsed()
+        );
+        assert_eq!(first_event(&mut ws).await["event"], "connect.challenge");
+        drop(ws);
+        drop(gw);
+        drop(relaunched);
+        net.stop().await;
+    })
+    .await
+    .expect("test finished in time");
+}
