@@ -194,44 +194,60 @@ async fn doctor_explains_exposure_ownership_and_listeners() {
     .await;
 }
 
+/// Seconds per day.
+const DAY: u64 = 86_400;
+
+/// Doctor's certificate check on `london` re-seeded with a leaf `age` old living `valid_for`,
+/// behind a serving gateway; asserts that doctor exits 1 because of that check alone and that the
+/// fix names `tailscale cert <fqdn>`. `Null` when the testnet is skipped.
+async fn failing_cert_check(age: u64, valid_for: u64) -> Value {
+    let Some(net) = Testnet::start(&[]).await else {
+        return Value::Null;
+    };
+    let (age, valid_for) = (Duration::from_secs(age), Duration::from_secs(valid_for));
+    testnet::seed_node_cert(&net, "london", age, valid_for).await;
+    let (gw, cfg_dir) = serve_on_london(&net).await;
+    let (status, report) = doctor(&cfg_dir.path().join("openclaw.json"), cfg_dir.path());
+    assert_eq!(status, 1, "{report}");
+    let checks = report["checks"].as_array().unwrap();
+    let failed: Vec<&Value> = checks.iter().filter(|c| c["ok"] == false).collect();
+    assert_eq!(failed.len(), 1, "only the certificate is wrong: {report}");
+    let cert = check(&report, "https certificate").clone();
+    assert_eq!(cert["ok"], false, "{report}");
+    let fix = cert["fix"].as_str().unwrap();
+    let reissue = format!("tailscale cert {}", net.node("london").fqdn);
+    assert!(fix.contains(&reissue), "{cert}");
+    drop(gw);
+    net.stop().await;
+    cert
+}
+
 #[tokio::test]
 async fn doctor_fails_on_a_certificate_close_to_expiry() {
     bounded(async {
-        let Some(net) = Testnet::start(&[]).await else {
-            return;
-        };
         // A 90-day leaf 85 days old (plus an hour of slack so "5 days" survives the test's own
         // run time): renewal is long overdue; tailscale keeps serving it while renewal fails.
-        const DAY: u64 = 86_400;
-        let age = Duration::from_secs(85 * DAY - 3_600);
-        testnet::seed_node_cert(&net, "london", age, Duration::from_secs(90 * DAY)).await;
-        let (gw, cfg_dir) = serve_on_london(&net).await;
-        let (status, report) = doctor(&cfg_dir.path().join("openclaw.json"), cfg_dir.path());
-        assert_eq!(status, 1, "{report}");
-        let failed: Vec<&Value> = report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["ok"] == false)
-            .collect();
-        assert_eq!(failed.len(), 1, "only the certificate is wrong: {report}");
-        let cert = check(&report, "https certificate");
-        assert_eq!(cert["ok"], false, "{report}");
-        assert_eq!(days_left(cert), 5, "{cert}");
-        assert!(
-            cert["detail"]
-                .as_str()
-                .unwrap()
-                .contains("renewal is failing"),
-            "{cert}"
-        );
-        let fix = cert["fix"].as_str().unwrap();
-        assert!(
-            fix.contains(&format!("tailscale cert {}", net.node("london").fqdn)),
-            "{cert}"
-        );
-        drop(gw);
-        net.stop().await;
+        let cert = failing_cert_check(85 * DAY - 3_600, 90 * DAY).await;
+        if cert.is_null() {
+            return;
+        }
+        assert_eq!(days_left(&cert), 5, "{cert}");
+        let detail = cert["detail"].as_str().unwrap();
+        assert!(detail.contains("renewal is failing"), "{cert}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn doctor_fails_when_tailscale_refuses_an_expired_certificate() {
+    bounded(async {
+        // Expired a day ago: tailscale re-issues synchronously, which fails offline (LocalAPI 500).
+        let cert = failing_cert_check(91 * DAY, 90 * DAY).await;
+        if cert.is_null() {
+            return;
+        }
+        let detail = cert["detail"].as_str().unwrap();
+        assert!(detail.contains("500"), "{cert}");
     })
     .await;
 }
