@@ -105,27 +105,84 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} check: {report}"))
 }
 
+/// A gateway serving through `london` (attached sidecar, mode serve) with exposure ok; returns it
+/// and the temp dir holding its config (`openclaw.json`), which is also doctor's HOME.
+async fn serve_on_london(net: &Testnet) -> (Gateway, tempfile::TempDir) {
+    let port = free_port();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = json!({"gateway": {"port": port, "tailscale": {"mode": "serve", "sidecar": {"attach": net.handshake_file("london")}}}});
+    let path = cfg_dir.path().join("openclaw.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let gw = Gateway::start_in(
+        tempfile::tempdir().unwrap(),
+        &["--token", TOKEN, "--config", path.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(gw.port, port);
+    testnet::wait_exposure(port, "ok", CLAIM).await;
+    (gw, cfg_dir)
+}
+
+/// Days left as shown in the certificate check's detail ("… (N days left)").
+fn days_left(check: &Value) -> i64 {
+    let detail = check["detail"].as_str().unwrap();
+    let n = detail
+        .rsplit_once(" days left")
+        .and_then(|(head, _)| head.rsplit_once('('))
+        .map(|(_, n)| n);
+    n.and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no days left in {detail:?}"))
+}
+
 #[tokio::test]
 async fn doctor_explains_exposure_ownership_and_listeners() {
     bounded(async {
-        let Some(net) = Testnet::start(&[]).await else { return };
-        let port = free_port();
-        let cfg_dir = tempfile::tempdir().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = json!({"gateway": {"port": port, "tailscale": {"mode": "serve", "sidecar": {"attach": net.handshake_file("london")}}}});
-        let path = cfg_dir.path().join("openclaw.json");
-        std::fs::write(&path, cfg.to_string()).unwrap();
-        let home = cfg_dir.path().to_path_buf();
-        let gw = Gateway::start_in(dir, &["--token", TOKEN, "--config", path.to_str().unwrap()], &[]);
-        assert_eq!(gw.port, port);
-        testnet::wait_exposure(port, "ok", CLAIM).await;
+        let Some(net) = Testnet::start(&[]).await else {
+            return;
+        };
+        let (gw, cfg_dir) = serve_on_london(&net).await;
+        let (path, home) = (
+            cfg_dir.path().join("openclaw.json"),
+            cfg_dir.path().to_path_buf(),
+        );
         let (status, report) = doctor(&path, &home);
         assert_eq!(status, 0, "{report}");
-        assert!(check(&report, "serve route")["detail"].as_str().unwrap().contains("owned by this clawgate"), "{report}");
-        assert_eq!(check(&report, "https certificate")["ok"], true, "{report}");
-        let listeners: Vec<&Value> = report["checks"].as_array().unwrap().iter().filter(|c| c["name"] == "listener").collect();
-        assert!(listeners.iter().any(|c| c["detail"].as_str().unwrap().contains("loopback — gateway")), "{report}");
-        assert!(listeners.iter().any(|c| c["detail"].as_str().unwrap().contains("serve ingress")), "{report}");
+        assert!(
+            check(&report, "serve route")["detail"]
+                .as_str()
+                .unwrap()
+                .contains("owned by this clawgate"),
+            "{report}"
+        );
+        // The harness leaf lives 30 days: the pass line names the name, the expiry and days left.
+        let cert = check(&report, "https certificate");
+        assert_eq!(cert["ok"], true, "{report}");
+        assert!(
+            cert["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("valid for {} until 20", net.node("london").fqdn)),
+            "{cert}"
+        );
+        assert!((29..=30).contains(&days_left(cert)), "{cert}");
+        let listeners: Vec<&Value> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] == "listener")
+            .collect();
+        assert!(
+            listeners
+                .iter()
+                .any(|c| c["detail"].as_str().unwrap().contains("loopback — gateway")),
+            "{report}"
+        );
+        assert!(
+            listeners
+                .iter()
+                .any(|c| c["detail"].as_str().unwrap().contains("serve ingress")),
+            "{report}"
+        );
         // Without the gateway the route is gone: doctor says so and exits 1.
         drop(gw);
         let (status, report) = doctor(&path, &home);
@@ -133,6 +190,64 @@ async fn doctor_explains_exposure_ownership_and_listeners() {
         assert_eq!(check(&report, "gateway")["ok"], false, "{report}");
         assert!(check(&report, "gateway")["fix"].is_string(), "{report}");
         net.stop().await;
+    })
+    .await;
+}
+
+/// Seconds per day.
+const DAY: u64 = 86_400;
+
+/// Doctor's certificate check on `london` re-seeded with a leaf `age` old living `valid_for`,
+/// behind a serving gateway; asserts that doctor exits 1 because of that check alone and that the
+/// fix names `tailscale cert <fqdn>`. `Null` when the testnet is skipped.
+async fn failing_cert_check(age: u64, valid_for: u64) -> Value {
+    let Some(net) = Testnet::start(&[]).await else {
+        return Value::Null;
+    };
+    let (age, valid_for) = (Duration::from_secs(age), Duration::from_secs(valid_for));
+    testnet::seed_node_cert(&net, "london", age, valid_for).await;
+    let (gw, cfg_dir) = serve_on_london(&net).await;
+    let (status, report) = doctor(&cfg_dir.path().join("openclaw.json"), cfg_dir.path());
+    assert_eq!(status, 1, "{report}");
+    let checks = report["checks"].as_array().unwrap();
+    let failed: Vec<&Value> = checks.iter().filter(|c| c["ok"] == false).collect();
+    assert_eq!(failed.len(), 1, "only the certificate is wrong: {report}");
+    let cert = check(&report, "https certificate").clone();
+    assert_eq!(cert["ok"], false, "{report}");
+    let fix = cert["fix"].as_str().unwrap();
+    let reissue = format!("tailscale cert {}", net.node("london").fqdn);
+    assert!(fix.contains(&reissue), "{cert}");
+    drop(gw);
+    net.stop().await;
+    cert
+}
+
+#[tokio::test]
+async fn doctor_fails_on_a_certificate_close_to_expiry() {
+    bounded(async {
+        // A 90-day leaf 85 days old (plus an hour of slack so "5 days" survives the test's own
+        // run time): renewal is long overdue; tailscale keeps serving it while renewal fails.
+        let cert = failing_cert_check(85 * DAY - 3_600, 90 * DAY).await;
+        if cert.is_null() {
+            return;
+        }
+        assert_eq!(days_left(&cert), 5, "{cert}");
+        let detail = cert["detail"].as_str().unwrap();
+        assert!(detail.contains("renewal is failing"), "{cert}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn doctor_fails_when_tailscale_refuses_an_expired_certificate() {
+    bounded(async {
+        // Expired a day ago: tailscale re-issues synchronously, which fails offline (LocalAPI 500).
+        let cert = failing_cert_check(91 * DAY, 90 * DAY).await;
+        if cert.is_null() {
+            return;
+        }
+        let detail = cert["detail"].as_str().unwrap();
+        assert!(detail.contains("500"), "{cert}");
     })
     .await;
 }

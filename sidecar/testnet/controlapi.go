@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"tailscale.com/tailcfg"
 )
@@ -24,7 +25,10 @@ const maxControlBody = 1 << 20
 //	POST /caps     {"node","caps":{cap: [values]|null}} merge node caps; null removes a cap
 //	POST /app-caps {"caps":{peerCap: [values]}}          replace the global *→* app grants (whois CapMap)
 //	POST /tags     {"node","tags":["tag:x"]}             set a node's tags ([] untags it)
-//	POST /certs    {"fqdn","stateDir"}                    pre-seed <stateDir>/certs/<fqdn>.{crt,key}
+//	POST /certs    {"fqdn","stateDir"[,"age","validFor"]} pre-seed <stateDir>/certs/<fqdn>.{crt,key}
+//	               age = now - NotBefore, validFor = NotAfter - NotBefore, in seconds; defaults:
+//	               NotBefore = now - 1h, NotAfter = now + 30 days (see leafValidity for what
+//	               tailscaled does with an expiring, expired or future leaf)
 //
 // Successful POSTs answer 204. Errors are plain text with 400/404/405.
 func (n *Net) controlAPIHandler() http.Handler {
@@ -138,6 +142,8 @@ func (n *Net) handleCerts(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		FQDN     string `json:"fqdn"`
 		StateDir string `json:"stateDir"`
+		Age      *int64 `json:"age"`      // seconds since NotBefore; negative = not yet valid
+		ValidFor *int64 `json:"validFor"` // seconds from NotBefore to NotAfter
 	}
 	if !decodeBody(w, r, &req) {
 		return
@@ -146,7 +152,12 @@ func (n *Net) handleCerts(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want fqdn (a DNS name) and an absolute stateDir", http.StatusBadRequest)
 		return
 	}
-	if err := n.ca.seed(req.StateDir, req.FQDN); err != nil {
+	v, err := requestedValidity(time.Now(), req.Age, req.ValidFor)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := n.ca.seedWith(req.StateDir, req.FQDN, v); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}

@@ -222,13 +222,35 @@ async fn tailscale_checks(
     }
 }
 
+/// The HTTPS leaf for this node: available, for the MagicDNS name, in its validity window and
+/// not about to run out ([`super::cert_validity::CERT_MIN_VALIDITY`]).
 async fn cert_check(api: &dyn LocalApi, status: &Status, checks: &mut Vec<Check>) {
+    const NAME: &str = "https certificate";
     let Some(fqdn) = status.fqdn() else { return };
-    match api.cert_pair(fqdn).await {
-        Ok(p) if p.cert_pem.contains("BEGIN CERTIFICATE") => checks.push(pass("https certificate", format!("available for {fqdn}"))),
-        Ok(_) => checks.push(fail("https certificate", format!("unusable certificate for {fqdn}"), "check tailscaled's cert store (tailscale cert)")),
-        Err(e) => checks.push(fail("https certificate", format!("{fqdn}: {e}"), "enable HTTPS certificates in the admin console; wait for issuance (30–60 s) and check rate limits")),
-    }
+    // Clients connect to the MagicDNS name (issue 5 §6); CertDomains[0] is normally the same.
+    let name = status
+        .self_node
+        .as_ref()
+        .map(|n| n.dns_name.trim_end_matches('.'))
+        .filter(|n| !n.is_empty())
+        .unwrap_or(fqdn);
+    let pair = match api.cert_pair(fqdn).await {
+        Ok(p) => p,
+        Err(e) => return checks.push(fail(NAME, format!("{fqdn}: {e}"), format!("enable HTTPS certificates in the admin console; `tailscale cert {fqdn}` shows the issuance error (an expired cached certificate is re-issued on demand; allow 30–60 s, mind rate limits)"))),
+    };
+    let now = std::time::SystemTime::now();
+    checks.push(
+        match super::cert_validity::evaluate_pem(pair.cert_pem.as_bytes(), name, now) {
+            Ok(v) => pass(
+                NAME,
+                format!(
+                    "valid for {name} until {} ({} days left)",
+                    v.expires, v.days_left
+                ),
+            ),
+            Err(problem) => fail(NAME, format!("{name}: {problem}"), problem.fix(fqdn)),
+        },
+    );
 }
 
 /// Who serves our public port.

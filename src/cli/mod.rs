@@ -1,6 +1,7 @@
 //! The `clawgate` command line (clap). Exit codes: 0 success, 1 failure,
 //! 2 usage. Every read command takes `--json`.
 
+pub mod cert_validity;
 pub mod client_cmds;
 pub mod doctor;
 pub mod doctor_net;

@@ -311,3 +311,47 @@ pub async fn wait_exposure(port: u16, want: &str, bound: Duration) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The manifest as JSON (fields the typed [`Manifest`] does not carry, e.g. `controlAPI`).
+fn manifest_json(net: &Testnet) -> Value {
+    let raw = std::fs::read(net.dir.path().join("manifest.json")).expect("manifest file");
+    serde_json::from_slice(&raw).expect("manifest JSON")
+}
+
+/// POSTs `body` to the harness control API at `path` (e.g. `/certs`); returns the HTTP status.
+pub async fn control_post(net: &Testnet, path: &str, body: &Value) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = manifest_json(net);
+    let base = m["controlAPI"]
+        .as_str()
+        .expect("controlAPI in the manifest");
+    let addr = base
+        .strip_prefix("http://")
+        .expect("control API is plain http");
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+    status.unwrap_or_else(|| panic!("control API answer: {text}"))
+}
+
+/// Re-seeds `node`'s HTTPS leaf (harness CA) with NotBefore = now − `age` and NotAfter =
+/// NotBefore + `valid_for`; the node's tailscale serves it as long as it is within that window
+/// (sidecar/testnet/ca.go `leafValidity`).
+pub async fn seed_node_cert(net: &Testnet, node: &str, age: Duration, valid_for: Duration) {
+    let m = manifest_json(net);
+    let n = &m["nodes"][node];
+    let body = json!({"fqdn": n["fqdn"], "stateDir": n["stateDir"], "age": age.as_secs(), "validFor": valid_for.as_secs()});
+    assert_eq!(
+        control_post(net, "/certs", &body).await,
+        204,
+        "POST /certs {body}"
+    );
+}
