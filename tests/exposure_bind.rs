@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon;
 use common::testnet::Testnet;
 use common::TOKEN;
 use serde_json::json;
@@ -101,21 +102,6 @@ impl Drop for Pair {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-fn tailscaled_bin() -> Option<PathBuf> {
-    let p = std::env::var_os("CLAWGATE_TAILSCALED_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("sidecar/bin/tailscaled"));
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var(common::testnet::ENV_REQUIRE).as_deref() != Ok("1"),
-        "{}=1 but tailscaled not found at {p:?}: set CLAWGATE_TAILSCALED_BIN or run make sidecar",
-        common::testnet::ENV_REQUIRE
-    );
-    None
 }
 
 /// The gateway process inside namespace A; killed on drop.
@@ -209,14 +195,13 @@ impl Ctx {
     }
 
     fn tailscale(&self, args: &[&str]) {
-        tailscale(&self.net, &self.cli, &self.sock, args);
+        daemon::tailscale(&self.net.manifest, &self.cli, &self.sock, args);
     }
 }
 
 #[tokio::test]
 async fn tailnet_bind_waits_binds_follows_down_and_up_and_refuses_plaintext() {
-    let Some(tailscaled) = tailscaled_bin() else {
-        eprintln!("SKIPPED: tailscaled not found (CLAWGATE_TAILSCALED_BIN or make sidecar)");
+    let Some(tailscaled) = daemon::tailscaled_bin() else {
         return;
     };
     let Some(pair) = Pair::new() else { return };
@@ -233,7 +218,7 @@ async fn tailnet_bind_waits_binds_follows_down_and_up_and_refuses_plaintext() {
         lo: format!("127.0.0.1:{PORT}"),
         v4: format!("{v4}:{PORT}"),
         v6: format!("[{v6}]:{PORT}"),
-        cli: tailscale_cli(&tailscaled),
+        cli: daemon::cli(&tailscaled),
         dir: tempfile::tempdir().unwrap(),
         pair,
         net,
@@ -287,38 +272,12 @@ fn down_closes_tailnet_listeners(c: &Ctx) {
 
 /// `tailscale up` with the harness's own login flags: bound and answering again.
 fn up_binds_again(c: &Ctx) {
-    let m = &c.net.manifest;
-    let login = format!("--login-server={}", m.control_url);
-    let key = format!("--auth-key={}", m.auth_key);
-    let flags = ["--hostname=daemon", "--accept-dns=false", "--timeout=10s"];
-    c.tailscale(&[&["up", &login, &key][..], &flags[..]].concat());
+    daemon::login(&c.net.manifest, &c.cli, &c.sock);
     wait_until("tailnet listeners again", Duration::from_secs(15), || {
         c.tailnet_listening() == (true, true)
     });
     assert_refused_plaintext(&c.pair.b, &c.v4, &c.fqdn, &c.client());
     assert_health(&c.pair.a, &c.lo, &c.client());
-}
-
-/// The real `tailscale` CLI next to `tailscaled` (the harness uses the same pair).
-fn tailscale_cli(tailscaled: &Path) -> PathBuf {
-    let cli = tailscaled.with_file_name("tailscale");
-    assert!(cli.is_file(), "tailscale CLI next to {tailscaled:?}");
-    cli
-}
-
-/// Runs `tailscale --socket=<sock> <args>` with the tailnet's offline environment.
-fn tailscale(net: &Testnet, cli: &Path, sock: &str, args: &[&str]) {
-    let out = Command::new(cli)
-        .arg(format!("--socket={sock}"))
-        .args(args)
-        .envs(&net.manifest.env)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tailscale {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// `clawgate health --url ws://<addr>` run inside namespace `ns` (client state in `home`).

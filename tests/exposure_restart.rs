@@ -10,9 +10,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::daemon;
 use common::testnet::{self, Testnet};
 use common::{Gateway, TOKEN};
 use futures_util::StreamExt;
@@ -23,22 +23,6 @@ use tokio::time::Instant;
 const BOUND: Duration = Duration::from_secs(150);
 /// The restore target.
 const RESTORE: Duration = Duration::from_secs(5);
-
-fn tailscaled_bin() -> Option<PathBuf> {
-    let p = std::env::var_os("CLAWGATE_TAILSCALED_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("sidecar/bin/tailscaled"));
-    if p.is_file() {
-        return Some(p);
-    }
-    assert!(
-        std::env::var(testnet::ENV_REQUIRE).as_deref() != Ok("1"),
-        "{}=1 but tailscaled not found at {p:?}: set CLAWGATE_TAILSCALED_BIN or run make sidecar",
-        testnet::ENV_REQUIRE
-    );
-    eprintln!("SKIPPED: tailscaled not found (CLAWGATE_TAILSCALED_BIN or make sidecar)");
-    None
-}
 
 /// The first text frame as JSON.
 async fn first_event(ws: &mut testnet::Wss) -> Value {
@@ -67,7 +51,7 @@ async fn wss_from_vienna(net: &Testnet, fqdn: &str, bound: Duration) -> testnet:
 #[tokio::test]
 async fn route_is_back_within_5s_after_tailscaled_is_restarted() {
     tokio::time::timeout(BOUND, async {
-        let Some(tailscaled) = tailscaled_bin() else {
+        let Some(tailscaled) = daemon::tailscaled_bin() else {
             return;
         };
         let Some(net) = Testnet::start(&["--tailscaled", tailscaled.to_str().unwrap()]).await
@@ -94,11 +78,9 @@ async fn route_is_back_within_5s_after_tailscaled_is_restarted() {
         let mut ws = wss_from_vienna(&net, &fqdn, Duration::from_secs(20)).await;
         assert_eq!(first_event(&mut ws).await["event"], "connect.challenge");
 
-        let relaunched = common::daemon::kill9_and_relaunch(&sock, net.dir.path());
+        let relaunched = daemon::kill9_and_relaunch(&sock, net.dir.path());
         let restarted = Instant::now();
-        let m = &net.manifest;
-        let cli = tailscaled.with_file_name("tailscale");
-        common::daemon::login(&cli, &sock, &m.control_url, &m.auth_key, &m.env);
+        daemon::login(&net.manifest, &daemon::cli(&tailscaled), &sock);
         eprintln!(
             "tailscaled restarted and logged in again in {:?}",
             restarted.elapsed()

@@ -10,9 +10,10 @@
 //! The relaunched process belongs to the caller: [`Relaunched`] kills and reaps it on drop. The
 //! original was the harness's child; the harness reaps it and ignores it at shutdown.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+use super::testnet::{Manifest, ENV_REQUIRE};
 
 /// A tailscaled started by [`kill9_and_relaunch`]; SIGKILLed and reaped on drop.
 pub struct Relaunched {
@@ -28,28 +29,79 @@ impl Drop for Relaunched {
     }
 }
 
-/// `tailscale up` against the harness control with the harness's flags for the `daemon` node.
-pub fn login(
-    cli: &Path,
-    sock: &str,
-    control_url: &str,
-    auth_key: &str,
-    env: &HashMap<String, String>,
-) {
-    let out = Command::new(cli)
-        .arg(format!("--socket={sock}"))
-        .args(["up", &format!("--login-server={control_url}")])
-        .arg(format!("--auth-key={auth_key}"))
-        .args(["--hostname=daemon", "--accept-dns=false", "--timeout=10s"])
-        .envs(env)
-        .output()
-        .unwrap();
+/// The real `tailscaled` (`CLAWGATE_TAILSCALED_BIN`, else `sidecar/bin/tailscaled`); `None` (the
+/// caller skips) when absent, a panic when `CLAWGATE_REQUIRE_TESTNET=1`.
+pub fn tailscaled_bin() -> Option<PathBuf> {
+    let p = std::env::var_os("CLAWGATE_TAILSCALED_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("sidecar/bin/tailscaled"));
+    if p.is_file() {
+        return Some(p);
+    }
+    assert!(
+        std::env::var(ENV_REQUIRE).as_deref() != Ok("1"),
+        "{ENV_REQUIRE}=1 but tailscaled not found at {p:?}: set CLAWGATE_TAILSCALED_BIN or run make sidecar"
+    );
+    eprintln!("SKIPPED: tailscaled not found (CLAWGATE_TAILSCALED_BIN or make sidecar)");
+    None
+}
+
+/// The real `tailscale` CLI next to `tailscaled` (the harness uses the same pair).
+pub fn cli(tailscaled: &Path) -> PathBuf {
+    let cli = tailscaled.with_file_name("tailscale");
+    assert!(cli.is_file(), "tailscale CLI next to {tailscaled:?}");
+    cli
+}
+
+/// Runs `tailscale --socket=<sock> <args>` with the tailnet's offline environment.
+pub fn tailscale(m: &Manifest, cli: &Path, sock: &str, args: &[&str]) {
+    let out = try_tailscale(m, cli, sock, args);
     assert!(
         out.status.success(),
-        "tailscale up: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "tailscale {}: {}",
+        args[0],
+        stderr(&out)
     );
 }
+
+fn try_tailscale(m: &Manifest, cli: &Path, sock: &str, args: &[&str]) -> Output {
+    Command::new(cli)
+        .arg(format!("--socket={sock}"))
+        .args(args)
+        .envs(&m.env)
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `tailscale up` against the harness control with the harness's flags for the `daemon` node.
+/// A freshly restarted tailscaled may still report its own failed key-less login ("invalid
+/// authkey") to the first `up`, so that one error is retried, a bounded number of times.
+pub fn login(m: &Manifest, cli: &Path, sock: &str) {
+    let login = format!("--login-server={}", m.control_url);
+    let key = format!("--auth-key={}", m.auth_key);
+    let flags = ["--hostname=daemon", "--accept-dns=false", "--timeout=10s"];
+    let args = [&["up", &login, &key][..], &flags[..]].concat();
+    for _ in 0..LOGIN_TRIES {
+        let out = try_tailscale(m, cli, sock, &args);
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            stderr(&out).contains("invalid authkey"),
+            "tailscale up: {}",
+            stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("tailscale up kept failing with invalid authkey");
+}
+
+/// Bound on `tailscale up` retries after a restart.
+const LOGIN_TRIES: usize = 10;
 
 /// The process whose argv contains `--socket=<sock>` and runs `tailscaled`.
 pub fn find_by_socket(sock: &str) -> Option<u32> {
