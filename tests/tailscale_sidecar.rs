@@ -199,6 +199,40 @@ async fn a_crashing_sidecar_backs_off_exponentially() {
         .unwrap();
 }
 
+/// A sidecar that came up and is then killed, again and again, is restarted after the initial
+/// delay every time: only starts that never come up grow the backoff (route restore ≤ 5 s).
+#[tokio::test]
+async fn a_sidecar_that_came_up_restarts_without_growing_backoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = CancellationToken::new();
+    let sidecar = Sidecar::spawn(spec(dir.path(), "ok"), &root);
+    let mut state = sidecar.state();
+    let mut delays = Vec::new();
+    for round in 0..4u32 {
+        let up = wait_state(
+            &mut state,
+            |s| matches!(s, SidecarState::Running { restarts, .. } if *restarts == round),
+        )
+        .await;
+        let pid = running_pid(&up).unwrap().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let s = wait_state(&mut state, |s| matches!(s, SidecarState::Backoff { .. })).await;
+        let SidecarState::Backoff { retry_in, .. } = s else {
+            unreachable!()
+        };
+        delays.push(retry_in);
+    }
+    assert_eq!(delays, [Duration::from_millis(50); 4]);
+    root.cancel();
+    tokio::time::timeout(STEP, sidecar.shutdown())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn attach_follows_the_handshake_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,12 @@
 //! that up; the endpoint is `None` whenever no live sidecar backs it; every task is owned by the
 //! supervisor's `TaskTracker` and stops on its `CancellationToken`; shutdown closes stdin, waits
 //! [`SHUTDOWN_GRACE`], then kills.
+//!
+//! Restart policy: the delay doubles only across consecutive starts that never came up (no
+//! handshake: a crash loop, a bad binary, a refused key). A sidecar that came up and later died
+//! (killed, OOM, crashed once) is restarted after [`BACKOFF_INITIAL`], so the owned Serve route is
+//! back within the 5 s restore target however many times that happened before; a child that
+//! keeps dying right after its handshake is still paced by its own start-up time plus that delay.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -39,7 +45,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 /// Upper bound of the restart delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A child that ran this long resets the backoff (it was healthy, not crash-looping).
+/// A child that ran this long resets the backoff even without a handshake (it was not crash-looping).
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 /// How long to wait for the exit status after the child closed stdout without a handshake.
 const EXIT_STATUS_WAIT: Duration = Duration::from_secs(2);
@@ -259,7 +265,8 @@ async fn supervise(
         let outcome = run_once(&spec, &publish, &cancel, &tracker, restarts).await;
         publish.endpoint.send_replace(None);
         let Err(err) = outcome else { break };
-        if started.elapsed() >= BACKOFF_RESET_AFTER {
+        let came_up = matches!(*publish.state.borrow(), SidecarState::Running { .. });
+        if came_up || started.elapsed() >= BACKOFF_RESET_AFTER {
             delay = spec.backoff.0;
         }
         tracing::warn!(error = %err, retry_in = ?delay, "Tailscale sidecar stopped; restarting");
