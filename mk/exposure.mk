@@ -17,7 +17,8 @@ test-exposure: deps-exposure
 	CLAWGATE_REQUIRE_TESTNET=1 $(CARGO) test --release --test exposure_tailnet --test exposure_doctor --test exposure_bind --test exposure_restart
 	$(CARGO) test --release --lib exposure::
 
-## bench-tailscale: wss connect→hello-ok per second through Serve on the offline tailnet.
-bench-tailscale:
+## bench-tailscale: wss connect→hello-ok per second through Serve on the offline tailnet
+## (BENCH_SECS, BENCH_ROUNDS, BENCH_CONCURRENCY, BENCH_CPUPROFILE: see examples/bench_tailscale.rs).
+bench-tailscale: sidecar
 	$(CARGO) build --release --bin clawgate --example bench_tailscale
 	CLAWGATE_BIN=target/release/clawgate target/release/examples/bench_tailscale

@@ -99,7 +99,18 @@ done
 [[ -n "${BENCH_NOTE:-}" ]] && notes+=("$BENCH_NOTE")
 note_args=()
 for n in "${notes[@]}"; do note_args+=(--note "$n"); done
+# The report rewrites the whole file; a hand-maintained section (results of other benchmarks, e.g.
+# make bench-tailscale) between these markers survives: it is cut out first and appended again.
+hand_begin='<!-- hand-maintained:begin -->'
+hand_end='<!-- hand-maintained:end -->'
+hand="$tmp/hand-maintained.md"
+: >"$hand"
+[[ -f "$report" ]] && sed -n "\|^$hand_begin\$|,\|^$hand_end\$|p" "$report" >"$hand"
 "$BENCH_BIN" report --out "$report" --command "$BENCH_COMMAND" --date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
   "${note_args[@]}" "${results[@]}"
+if [[ -s "$hand" ]]; then
+  printf '\n' >>"$report"
+  cat "$hand" >>"$report"
+fi
 echo "results in $BENCH_DIR; report $report" >&2
 exit "$failed"

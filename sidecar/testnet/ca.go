@@ -108,7 +108,9 @@ func newTestCA() (*testCA, error) {
 	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-// issue returns PEM (leaf certificate, PKCS#8 key) for fqdn, valid for v.
+// issue returns PEM (leaf certificate, SEC 1 "EC PRIVATE KEY") for fqdn, valid for v: the key type
+// and encoding tailscale itself writes for an ACME certificate (feature/acme encodeECDSAKey), so
+// Serve's per-handshake certificate load costs what it costs in a real deployment.
 func (ca *testCA) issue(fqdn string, v leafValidity) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -127,12 +129,12 @@ func (ca *testCA) issue(fqdn string, v leafValidity) (certPEM, keyPEM []byte, er
 	if err != nil {
 		return nil, nil, err
 	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	pk, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return nil, nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), nil
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: pk}), nil
 }
 
 // seed writes <stateDir>/certs/<fqdn>.crt and .key where tailscaled/tsnet look for cached

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -209,11 +210,11 @@ func TestCert(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("cert: HTTP %d %s", res.StatusCode, body)
 	}
-	keyPEM, certPEM, ok := strings.Cut(string(body), "-----END PRIVATE KEY-----\n")
-	if !ok {
+	keyBlock, certPEM := pem.Decode(body)
+	if keyBlock == nil || !strings.HasSuffix(keyBlock.Type, "PRIVATE KEY") {
 		t.Fatalf("pair is not key then cert: %.80q", body)
 	}
-	pair, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM+"-----END PRIVATE KEY-----\n"))
+	pair, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(keyBlock))
 	if err != nil {
 		t.Fatal(err)
 	}

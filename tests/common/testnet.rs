@@ -134,6 +134,11 @@ impl Testnet {
         })
     }
 
+    /// The harness process id (for CPU accounting), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub fn node(&self, name: &str) -> &NodeInfo {
         &self.manifest.nodes[name]
     }
@@ -211,8 +216,24 @@ pub async fn wss_over(
     alpn: &[&str],
     headers: &[(&str, &str)],
 ) -> Result<(Wss, Option<Vec<u8>>), String> {
+    wss_over_tls(
+        tls_config(&net.manifest.ca_cert_path, alpn),
+        tcp,
+        sni,
+        headers,
+    )
+    .await
+}
+
+/// [`wss_over`] with a prepared TLS config (a client that keeps one config for many connections).
+pub async fn wss_over_tls(
+    tls: Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+    sni: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Wss, Option<Vec<u8>>), String> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let connector = tokio_rustls::TlsConnector::from(tls_config(&net.manifest.ca_cert_path, alpn));
+    let connector = tokio_rustls::TlsConnector::from(tls);
     let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).unwrap();
     let tls = connector
         .connect(name, tcp)

@@ -14,6 +14,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ func main() {
 	var (
 		manifest, dir, tailscaled, cli string
 		sidecars                       multiFlag
+		cpuProfile                     string
 		verbose, watchStdin            bool
 		startTimeout                   time.Duration
 	)
@@ -43,6 +45,7 @@ func main() {
 	flag.StringVar(&cli, "tailscale-cli", "", "tailscale CLI used for `up` (default: next to --tailscaled)")
 	flag.BoolVar(&verbose, "verbose", false, "log control/DERP/harness messages to stderr")
 	flag.BoolVar(&watchStdin, "exit-on-stdin-eof", true, "exit when stdin is closed")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run here (benchmark diagnosis)")
 	flag.DurationVar(&startTimeout, "start-timeout", defaultStartTimeout, "give up if the tailnet is not up by then")
 	flag.Parse()
 	if manifest == "" || flag.NArg() > 0 {
@@ -54,14 +57,38 @@ func main() {
 	if verbose {
 		logf = logger.Printf
 	}
+	stopProfile := func() {}
+	if cpuProfile != "" {
+		var err error
+		if stopProfile, err = startCPUProfile(cpuProfile); err != nil {
+			logger.Printf("cpuprofile: %v", err)
+			os.Exit(1)
+		}
+	}
 	if err := run(logger, testnet.Config{Root: dir, SidecarNodes: sidecars, Tailscaled: tailscaled,
-		TailscaleCLI: cli, Logf: logf}, manifest, startTimeout, watchStdin); err != nil {
+		TailscaleCLI: cli, Logf: logf}, manifest, startTimeout, watchStdin, stopProfile); err != nil {
 		logger.Printf("%v", err)
 		os.Exit(1)
 	}
 }
 
-func run(logger *log.Logger, cfg testnet.Config, manifest string, startTimeout time.Duration, watchStdin bool) error {
+// startCPUProfile profiles this process into path until the returned stop is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// run serves until ctx ends; stopProfile is called when a started tailnet shuts down, before
+// the teardown (which must not count, and may be cut short by a caller's kill).
+func run(logger *log.Logger, cfg testnet.Config, manifest string, startTimeout time.Duration, watchStdin bool,
+	stopProfile func()) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -91,6 +118,7 @@ func run(logger *log.Logger, cfg testnet.Config, manifest string, startTimeout t
 	fmt.Printf("%s\n", line)
 	logger.Printf("up in %v; manifest %s", time.Since(began).Round(time.Millisecond), manifest)
 	<-ctx.Done()
+	stopProfile()
 	logger.Printf("shutting down: %v", context.Cause(ctx))
 	return nil
 }
