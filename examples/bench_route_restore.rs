@@ -142,8 +142,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = daemon::cli(&tailscaled);
     let (mut ts_times, mut sc_times) = (Vec::new(), Vec::new());
     let mut relaunched = None;
-    for round in 0..rounds {
-        eprintln!("round {round}");
+    for _ in 0..rounds {
         // Kills whichever tailscaled runs now (the harness's, then our previous relaunch, which
         // is reaped when `relaunched` is replaced below).
         let r = daemon::kill9_and_relaunch(&sock, net.dir.path());
