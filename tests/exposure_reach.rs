@@ -63,6 +63,16 @@ async fn vienna_reaches_hello_ok(net: &Testnet, d: &Device) {
     assert_eq!(h["ok"], true, "{h}");
 }
 
+/// A loopback operator authenticated by the password (admin + pairing scopes).
+async fn admin(gw: &common::Gateway) -> common::Ws {
+    let mut ws = common::open(&gw.url(), &[]).await;
+    let scopes = ["operator.admin", "operator.pairing"];
+    let auth = json!({"password": PASSWORD});
+    let (_, ok) = handshake(&mut ws, connect_params(auth, &scopes)).await;
+    assert_eq!(ok["ok"], true, "{ok}");
+    ws
+}
+
 /// Pairs `d` from vienna: first contact asks for pairing, a loopback admin approves.
 async fn pair_from_vienna(net: &Testnet, gw: &common::Gateway, d: &Device) {
     let (mut ws, _) = testnet::wss_from(net, "vienna", "london", &[], &[])
@@ -73,11 +83,7 @@ async fn pair_from_vienna(net: &Testnet, gw: &common::Gateway, d: &Device) {
         .as_str()
         .unwrap_or_else(|| panic!("pairing request expected: {res}"))
         .to_owned();
-    let mut admin = common::open(&gw.url(), &[]).await;
-    let scopes = ["operator.admin", "operator.pairing"];
-    let auth = json!({"password": PASSWORD});
-    let (_, ok) = handshake(&mut admin, connect_params(auth, &scopes)).await;
-    assert_eq!(ok["ok"], true, "{ok}");
+    let mut admin = admin(gw).await;
     let params = json!({"requestId": rid});
     let r = call(&mut admin, "a1", "device.pair.approve", params).await;
     assert_eq!(r["ok"], true, "{r}");
@@ -127,6 +133,16 @@ async fn a_revoked_funnel_cap_degrades_public_only_and_the_tailnet_keeps_working
             "top level is the worst line: {exp}"
         );
         vienna_reaches_hello_ok(&net, &d).await;
+        let st = call(&mut admin(&gw).await, "s1", "status", json!({})).await;
+        let lines = &st["payload"]["exposure"]["reachability"];
+        assert_eq!(
+            (
+                lines["tailnet"]["state"].as_str(),
+                lines["public"]["state"].as_str()
+            ),
+            (Some("ok"), Some("degraded")),
+            "status carries both lines: {st}"
+        );
 
         // Doctor (reading this gateway's /readyz) shows both lines with the fix and exits 1.
         let home = tempfile::tempdir().unwrap();

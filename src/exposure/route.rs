@@ -240,7 +240,9 @@ async fn publish(
     };
     let now = reach::evaluate(spec.mode, route, live.as_ref().map_err(String::as_str));
     let before = exposure.snapshot().reach.public;
-    if now.public.reason != before.reason && spec.mode == TailscaleMode::Funnel {
+    // Log once per distinct (state, remedy): reasons may carry changing durations.
+    let changed = (now.public.state, &now.public.remedy) != (before.state, &before.remedy);
+    if changed && spec.mode == TailscaleMode::Funnel {
         let (reason, remedy) = (now.public.reason.as_deref(), now.public.remedy.as_deref());
         match now.public.state {
             Health::Degraded => tracing::warn!(
