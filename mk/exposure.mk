@@ -14,7 +14,7 @@ deps-exposure:
 
 ## test-exposure: only the exposure suites, with the testnet required.
 test-exposure: deps-exposure
-	CLAWGATE_REQUIRE_TESTNET=1 $(CARGO) test --release --test exposure_tailnet --test exposure_doctor --test exposure_bind --test exposure_restart
+	CLAWGATE_REQUIRE_TESTNET=1 $(CARGO) test --release --test exposure_tailnet --test exposure_reach --test exposure_doctor --test exposure_bind --test exposure_restart
 	$(CARGO) test --release --lib exposure::
 
 ## bench-tailscale: wss connect→hello-ok per second through Serve on the offline tailnet

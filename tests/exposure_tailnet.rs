@@ -25,48 +25,7 @@ async fn bounded<F: std::future::Future>(f: F) -> F::Output {
         .expect("test finished in time")
 }
 
-/// Starts the gateway with `gateway` merged into a config attaching to london's LocalAPI.
-fn gateway(net: &Testnet, mode: &str, extra: Value, args: &[&str]) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = json!({"gateway": {"tailscale": {"mode": mode, "sidecar": {"attach": net.handshake_file("london")}}}});
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        cfg["gateway"][k] = v;
-    }
-    let path = dir.path().join("openclaw.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let mut all = vec!["--port", "0", "--config", path.to_str().unwrap()];
-    all.extend_from_slice(args);
-    Gateway::start_in(dir, &all, &[])
-}
-
 const OPERATOR: (&str, &str) = ("cli", "cli");
-
-/// Signed connect over an open socket; returns the `connect` response.
-async fn signed_connect<S>(
-    ws: &mut tokio_tungstenite::WebSocketStream<S>,
-    d: &Device,
-    auth: Value,
-) -> Value
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let ch = next(ws).await;
-    assert_eq!(ch["event"], "connect.challenge", "{ch}");
-    let p = d.params(
-        &ch,
-        "operator",
-        OPERATOR,
-        &["operator.read"],
-        auth,
-        json!({}),
-    );
-    send(
-        ws,
-        json!({"type": "req", "id": "c1", "method": "connect", "params": p}),
-    )
-    .await;
-    next(ws).await
-}
 
 fn code(res: &Value) -> String {
     res["error"]["details"]["code"]
@@ -81,7 +40,7 @@ async fn vienna_pairs_over_wss_with_http1_and_h2_clients_and_identity_is_never_f
         let Some(net) = Testnet::start(&[]).await else {
             return;
         };
-        let gw = gateway(&net, "serve", json!({}), &["--token", TOKEN]);
+        let gw = common::attached_gateway(&net, "serve", json!({}), &["--token", TOKEN]);
         let exp = testnet::wait_exposure(gw.port, "ok", CLAIM).await;
         let fqdn = net.node("london").fqdn.clone();
         assert_eq!(exp["publicUrl"], format!("wss://{fqdn}"), "{exp}");
@@ -92,7 +51,7 @@ async fn vienna_pairs_over_wss_with_http1_and_h2_clients_and_identity_is_never_f
             .await
             .unwrap();
         assert_eq!(alpn, None);
-        let res = signed_connect(&mut ws, &d, json!({})).await;
+        let res = common::signed_operator(&mut ws, &d, json!({})).await;
         assert_eq!(
             code(&res),
             "PAIRING_REQUIRED",
@@ -122,7 +81,7 @@ async fn vienna_pairs_over_wss_with_http1_and_h2_clients_and_identity_is_never_f
                 Some(&b"h2"[..]),
                 "TLS-terminated forward never negotiates h2"
             );
-            let res = signed_connect(&mut ws, &d, json!({})).await;
+            let res = common::signed_operator(&mut ws, &d, json!({})).await;
             assert_eq!(res["ok"], true, "{offer:?}: {res}");
             assert_eq!(res["payload"]["auth"]["method"], "tailscale", "{res}");
             let h = call(&mut ws, "h1", "health", json!({})).await;
@@ -133,7 +92,7 @@ async fn vienna_pairs_over_wss_with_http1_and_h2_clients_and_identity_is_never_f
         let (mut ws, _) = testnet::wss_from(&net, "tagged", "london", &[], &[])
             .await
             .unwrap();
-        let res = signed_connect(&mut ws, &Device::new(), json!({})).await;
+        let res = common::signed_operator(&mut ws, &Device::new(), json!({})).await;
         assert_eq!(code(&res), "AUTH_TOKEN_MISSING", "{res}");
 
         // Forged identity headers on the ordinary loopback listener grant nothing.
@@ -147,7 +106,7 @@ async fn vienna_pairs_over_wss_with_http1_and_h2_clients_and_identity_is_never_f
             ("X-Forwarded-Host", fqdn.as_str()),
         ];
         let mut ws = common::open(&gw.url(), &forged).await;
-        let res = signed_connect(&mut ws, &d, json!({})).await;
+        let res = common::signed_operator(&mut ws, &d, json!({})).await;
         assert_eq!(code(&res), "AUTH_TOKEN_MISSING", "{res}");
 
         // Anything that is not tailscaled speaking PROXY v2 is dropped on the ingress listener.
@@ -174,7 +133,7 @@ async fn funnel_needs_the_password_and_never_gets_tailnet_identity() {
         };
         let auth =
             json!({"auth": {"mode": "password", "password": PASSWORD, "allowTailscale": true}});
-        let gw = gateway(&net, "funnel", auth, &[]);
+        let gw = common::attached_gateway(&net, "funnel", auth, &[]);
         let exp = testnet::wait_exposure(gw.port, "ok", CLAIM).await;
         assert!(
             exp["publicUrl"]
@@ -190,10 +149,10 @@ async fn funnel_needs_the_password_and_never_gets_tailnet_identity() {
         ];
         let d = Device::new();
         let (mut ws, _) = testnet::wss_funnel(&net, "london", &headers).await.unwrap();
-        let res = signed_connect(&mut ws, &d, json!({})).await;
+        let res = common::signed_operator(&mut ws, &d, json!({})).await;
         assert_eq!(code(&res), "AUTH_PASSWORD_MISSING", "{res}");
         let (mut ws, _) = testnet::wss_funnel(&net, "london", &headers).await.unwrap();
-        let res = signed_connect(&mut ws, &d, json!({"password": PASSWORD})).await;
+        let res = common::signed_operator(&mut ws, &d, json!({"password": PASSWORD})).await;
         // Authenticated by the password, never silently paired: Funnel is remote.
         assert_eq!(code(&res), "PAIRING_REQUIRED", "{res}");
         net.stop().await;
@@ -218,7 +177,7 @@ async fn foreign_routes_are_never_touched_across_restarts_and_conflicts_are_repo
         let (_, etag) = api.serve_config().await.unwrap();
         api.set_serve_config(&foreign, Some(&etag)).await.unwrap();
         for round in 0..10 {
-            let gw = gateway(&net, "serve", json!({}), &["--token", TOKEN]);
+            let gw = common::attached_gateway(&net, "serve", json!({}), &["--token", TOKEN]);
             testnet::wait_exposure(gw.port, "ok", CLAIM).await;
             let (now, _) = api.serve_config().await.unwrap();
             assert_eq!(now.foreground.len(), 1, "round {round}: exactly one clawgate entry");
@@ -239,7 +198,7 @@ async fn foreign_routes_are_never_touched_across_restarts_and_conflicts_are_repo
             assert!(tokio::time::Instant::now() < deadline, "foreground entry outlived its gateway");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let gw = gateway(&net, "serve", json!({}), &["--token", TOKEN]);
+        let gw = common::attached_gateway(&net, "serve", json!({}), &["--token", TOKEN]);
         let exp = testnet::wait_exposure(gw.port, "degraded", CLAIM).await;
         let deadline = tokio::time::Instant::now() + CLAIM;
         let mut exp = exp;
@@ -392,7 +351,7 @@ async fn a_phone_pairs_from_the_tailnet_with_a_magicdns_setup_code() {
         };
         let login = net.node("vienna").login.clone();
         let extra = json!({"auth": {"identityScopes": {login.clone(): ["operator.admin"]}}});
-        let gw = gateway(&net, "serve", extra, &["--token", TOKEN]);
+        let gw = common::attached_gateway(&net, "serve", extra, &["--token", TOKEN]);
         testnet::wait_exposure(gw.port, "ok", CLAIM).await;
         let fqdn = net.node("london").fqdn.clone();
         let mut adm = common::operator(&gw, &["operator.admin", "operator.pairing"]).await;

@@ -1,6 +1,7 @@
 //! `clawgate doctor [--json]` (issue 5 §7): checks and explains the Tailscale backend (reachable,
 //! logged in, MagicDNS, HTTPS certificates, Funnel), serve-config ownership and conflicts, every
-//! listening socket of the gateway with its public/private/tailnet class, auth mode and exposure.
+//! listening socket of the gateway with its public/private/tailnet class, auth mode, exposure and
+//! its tailnet (Serve) vs public (Funnel) reachability (SL-10).
 //! Each problem carries its fix; exit status 1 when anything is wrong.
 //!
 //! Invariants: read-only — doctor never writes the serve config or prefs; with `tailscale.mode =
@@ -102,6 +103,7 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         tailscale_checks(&settings, &*api, &exposure, &mut checks).await;
     }
     exposure_check(&settings, &exposure, &mut checks);
+    reach_checks(&exposure, &mut checks);
     let ingress = exposure["ingress"]
         .as_str()
         .and_then(|s| s.parse::<SocketAddr>().ok());
@@ -306,6 +308,34 @@ fn exposure_check(s: &Settings, exposure: &Value, checks: &mut Vec<Check>) {
             "unknown (gateway not running)",
             "start it: clawgate run",
         )),
+    }
+}
+
+/// The running gateway's tailnet (Serve) and public (Funnel) reachability lines (SL-10); an
+/// enabled line that is degraded fails with its remedy. Nothing when the gateway is not running.
+fn reach_checks(exposure: &Value, checks: &mut Vec<Check>) {
+    let lines = [
+        ("tailnet", "tailnet reachability"),
+        ("public", "public reachability"),
+    ];
+    for (key, name) in lines {
+        let line = &exposure["reachability"][key];
+        let Some(state) = line["state"].as_str() else {
+            continue;
+        };
+        let mut detail = format!("{state}: {}", line["reason"].as_str().unwrap_or(""));
+        if let Some(ms) = line["lastFunnelConnectionMs"].as_i64() {
+            let ago = (crate::util::now_ms() - ms).max(0) / 1000;
+            detail.push_str(&format!(" (last Funnel connection {ago} s ago)"));
+        }
+        checks.push(match state {
+            "degraded" => fail(
+                name,
+                detail,
+                line["remedy"].as_str().unwrap_or("see the gateway log"),
+            ),
+            _ => pass(name, detail),
+        });
     }
 }
 

@@ -8,7 +8,8 @@
 //! is a proxy ingress (never local, never silent pairing, no rate-limit exemption); a missing,
 //! malformed or `LOCAL` PROXY header closes the connection before any HTTP is read (a PROXY
 //! header on any other listener is never parsed); an unidentifiable source is `Public` (Funnel),
-//! never a tailnet user; whois failures (LocalAPI down) refuse the connection.
+//! never a tailnet user; whois failures (LocalAPI down) refuse the connection; each `Public`
+//! connection is noted as the last Funnel connection (informational).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -77,5 +78,8 @@ async fn connection(gw: Arc<Gateway>, mut stream: TcpStream, whois: Arc<WhoisCac
         }
     };
     tracing::debug!(%source, peer = %peer.describe(), "ingress connection");
+    if *peer == IngressPeer::Public {
+        gw.exposure.note_funnel_connection(); // SL-10: informational "last Funnel connection"
+    }
     listen::serve_http(gw, stream, source, local, Via::Ingress(peer)).await;
 }

@@ -1,18 +1,22 @@
 //! Tailscale-first exposure (issue 5, config.md §3/§5, tailscale.md §2–§5, threats.md SL/WS/TN/PX):
 //! the owned Serve/Funnel route ([`route`]), the dedicated PROXY-v2 ingress listener that is the
 //! only place granting tailnet provenance ([`ingress`]), tailnet identity from whois
-//! ([`identity`]), tailnet binding ([`tailnet_bind`]), the plaintext rule ([`plaintext`]) and the
-//! one source of truth for the public endpoint ([`Exposure`]).
+//! ([`identity`]), tailnet binding ([`tailnet_bind`]), the plaintext rule ([`plaintext`]),
+//! tailnet-vs-public reachability ([`reach`]) and the one source of truth for the public endpoint
+//! ([`Exposure`]).
 //!
 //! Invariants: `tailscale.mode = off` with a non-tailnet bind creates no LocalAPI client at all
 //! (SL-1); exposure failures only ever degrade [`Exposure`] — they never stop the loopback gateway
 //! (SL-5); the public endpoint (MagicDNS name) comes from Tailscale's own `status` (or
-//! `OPENCLAW_TAILNET_DNS`), never from a CIDR guess (TN-1, WS-4).
+//! `OPENCLAW_TAILNET_DNS`), never from a CIDR guess (TN-1, WS-4); the top-level health is always
+//! the worst of the reachability lines that apply (SL-10), set only through
+//! [`Exposure::set_reach`].
 
 pub mod identity;
 pub mod ingress;
 pub mod plaintext;
 pub mod proxy_v2;
+pub mod reach;
 pub mod route;
 pub mod start;
 pub mod tailnet_bind;
@@ -25,6 +29,7 @@ use serde_json::{json, Value};
 use crate::config::TailscaleMode;
 
 pub use identity::{IngressPeer, TailnetPeer, WhoisCache};
+pub use reach::{Line, Reachability};
 pub use start::{start, ExposureRuntime};
 
 /// Env override for the MagicDNS name (OpenClaw compatible).
@@ -57,12 +62,17 @@ impl Health {
 pub struct Snapshot {
     /// Configured mode.
     pub mode: TailscaleMode,
-    /// Current health.
+    /// Current health: the worst of the reachability lines that apply.
     pub health: Health,
     /// Why it is degraded (or what is working).
     pub reason: Option<String>,
     /// What the operator should do.
     pub remedy: Option<String>,
+    /// Tailnet (Serve) and public (Funnel) reachability (SL-10).
+    pub reach: Reachability,
+    /// When the ingress listener last accepted a Funnel (non-tailnet) connection, in ms since
+    /// the epoch (informational).
+    pub last_funnel_ms: Option<i64>,
     /// MagicDNS FQDN from `status` (no trailing dot).
     pub fqdn: Option<String>,
     /// `Self.TailscaleIPs`.
@@ -90,20 +100,18 @@ impl Default for Exposure {
 impl Exposure {
     /// Initial state for `mode` (degraded "starting" unless off).
     pub fn new(mode: TailscaleMode, public_port: u16) -> Self {
-        let (health, reason) = match mode {
-            TailscaleMode::Off => (Health::Off, None),
-            _ => (
-                Health::Degraded,
-                Some("starting: route not claimed yet".into()),
-            ),
-        };
+        let reach = Reachability::starting(route_mode(mode));
+        let top = reach.overall().clone();
+        let reason = (mode != TailscaleMode::Off).then_some(top.reason).flatten();
         Self {
             source: RwLock::new(None),
             inner: RwLock::new(Snapshot {
                 mode,
-                health,
+                health: top.state,
                 reason,
                 remedy: None,
+                reach,
+                last_funnel_ms: None,
                 fqdn: None,
                 tailnet_ips: Vec::new(),
                 ingress: None,
@@ -143,13 +151,21 @@ impl Exposure {
         }
     }
 
-    /// Sets health with reason and remedy.
-    pub fn set_health(&self, health: Health, reason: Option<String>, remedy: Option<String>) {
+    /// Sets both reachability lines and the top-level health (their worst).
+    pub fn set_reach(&self, reach: Reachability) {
         self.update(|s| {
-            s.health = health;
-            s.reason = reason;
-            s.remedy = remedy;
+            let top = reach.overall();
+            s.health = top.state;
+            s.reason = top.reason.clone();
+            s.remedy = top.remedy.clone();
+            s.reach = reach;
         });
+    }
+
+    /// Records a Funnel connection on the ingress listener (now).
+    pub fn note_funnel_connection(&self) {
+        let now = crate::util::now_ms();
+        self.update(|s| s.last_funnel_ms = Some(now));
     }
 
     /// The MagicDNS name to publish (`OPENCLAW_TAILNET_DNS` wins), for the discovery beacon's
@@ -192,7 +208,26 @@ impl Exposure {
             "publicUrl": self.public_url(),
             "tailnetIps": s.tailnet_ips,
             "ingress": s.ingress.map(|a| a.to_string()),
+            "reachability": reach_json(&s),
         })
+    }
+}
+
+/// `{tailnet: {state, reason, remedy}, public: {state, reason, remedy, lastFunnelConnectionMs?}}`.
+fn reach_json(s: &Snapshot) -> Value {
+    let mut public = s.reach.public.to_json();
+    if let Some(ms) = s.last_funnel_ms {
+        public["lastFunnelConnectionMs"] = json!(ms);
+    }
+    json!({"tailnet": s.reach.tailnet.to_json(), "public": public})
+}
+
+/// The config-level mode as the Tailscale layer names it.
+pub fn route_mode(m: TailscaleMode) -> crate::tailscale::TailscaleMode {
+    match m {
+        TailscaleMode::Off => crate::tailscale::TailscaleMode::Off,
+        TailscaleMode::Serve => crate::tailscale::TailscaleMode::Serve,
+        TailscaleMode::Funnel => crate::tailscale::TailscaleMode::Funnel,
     }
 }
 
@@ -229,5 +264,39 @@ mod tests {
         let off = Exposure::default();
         assert_eq!(off.report()["tailscale"], "off");
         assert_eq!(off.public_url(), None);
+    }
+
+    #[test]
+    fn report_carries_both_reachability_lines_and_the_worst_on_top() {
+        let e = Exposure::new(TailscaleMode::Funnel, 443);
+        let r = e.report();
+        assert_eq!(r["reachability"]["tailnet"]["state"], "degraded", "{r}");
+        assert_eq!(r["reachability"]["public"]["state"], "degraded", "{r}");
+        let route = Line::ok("route held");
+        let public = Line::degraded("Funnel is not permitted", "add the funnel nodeAttr");
+        e.set_reach(Reachability {
+            tailnet: route.clone(),
+            public: public.clone(),
+        });
+        let r = e.report();
+        assert_eq!(r["tailscale"], "degraded");
+        assert_eq!(r["remedy"], "add the funnel nodeAttr");
+        assert_eq!(r["reachability"]["tailnet"]["state"], "ok");
+        assert!(r["reachability"]["public"]
+            .get("lastFunnelConnectionMs")
+            .is_none());
+        e.note_funnel_connection();
+        let at = e.report()["reachability"]["public"]["lastFunnelConnectionMs"].as_i64();
+        assert!(at.is_some_and(|ms| ms > 0));
+        e.set_reach(Reachability {
+            tailnet: route,
+            public: Line::ok("Funnel permitted"),
+        });
+        assert_eq!(e.report()["tailscale"], "ok");
+        assert_eq!(e.report()["reason"], "route held");
+        let serve = Exposure::new(TailscaleMode::Serve, 443).report();
+        assert_eq!(serve["reachability"]["public"]["state"], "off", "{serve}");
+        let off = Exposure::default().report();
+        assert_eq!(off["reachability"]["tailnet"]["state"], "off", "{off}");
     }
 }

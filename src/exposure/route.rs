@@ -7,7 +7,9 @@
 //! never a foreign route overwritten — a conflict is reported, see `ForegroundSession::claim`); the
 //! route vanishes when we die (the bus stream closes); every failure leaves the loopback gateway
 //! running, is logged once per distinct reason with its remedy, and is retried with bounded
-//! backoff ([`Backoff`]); health is `ok` only while the claim is held.
+//! backoff ([`Backoff`]); the tailnet line is `ok` only while the claim is held; Funnel
+//! permission problems degrade only the public line and never drop the route (SL-10), which is
+//! re-checked every [`reach::RECHECK`] and on IPN bus wake-ups while held.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::reach::{self, Line};
 use super::{Exposure, Health};
 use crate::tailscale::{
     preflight, ClaimError, ForegroundSession, FunnelPort, LocalApi, ServeConfig, Status,
@@ -123,7 +126,8 @@ pub async fn run(
             tracing::warn!("tailscale exposure degraded: {reason} — fix: {remedy}");
             last_logged = Some(reason.clone());
         }
-        exposure.set_health(Health::Degraded, Some(reason), Some(remedy));
+        let route = Line::degraded(reason, remedy);
+        exposure.set_reach(reach::evaluate(spec.mode, &route, Err("route not held")));
         let delay = backoff.next_delay();
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -149,7 +153,8 @@ async fn refresh(
         s.fqdn = status.fqdn().map(str::to_owned);
     });
     let prefs = api.prefs().await.ok();
-    let issues = preflight(&status, prefs.as_ref(), spec.mode, spec.funnel_port);
+    let mut issues = preflight(&status, prefs.as_ref(), spec.mode, spec.funnel_port);
+    issues.retain(reach::blocks_route); // Funnel permission only degrades the public line
     if let Some(first) = issues.first() {
         let all: Vec<String> = issues.iter().map(|i| i.remedy()).collect();
         return Err(Failure(format!("preflight: {first:?}"), all.join("; ")));
@@ -211,16 +216,44 @@ async fn claim_and_hold(
         }
     );
     tracing::info!(%url, ingress = %spec.ingress, funnel = spec.mode == TailscaleMode::Funnel, "tailscale route claimed");
-    exposure.set_health(
-        Health::Ok,
-        Some(format!(
-            "route {} → {} held",
-            spec.public_port(),
-            spec.ingress
-        )),
-        None,
-    );
-    hold(api, &mut session, spec, exposure, cancel, &fqdn).await
+    let route = Line::ok(format!(
+        "route {} → {} held",
+        spec.public_port(),
+        spec.ingress
+    ));
+    publish(api, spec, exposure, &fqdn, &route).await;
+    hold(api, &mut session, spec, exposure, cancel, &fqdn, &route).await
+}
+
+/// Re-evaluates both reachability lines with the route held (`route`): reads live Funnel data
+/// in funnel mode; logs a public-line change once.
+async fn publish(
+    api: &dyn LocalApi,
+    spec: &RouteSpec,
+    exposure: &Exposure,
+    fqdn: &str,
+    route: &Line,
+) {
+    let live = match spec.mode {
+        TailscaleMode::Funnel => reach::observe(api, fqdn, spec.public_port()).await,
+        _ => Err("not needed".into()),
+    };
+    let now = reach::evaluate(spec.mode, route, live.as_ref().map_err(String::as_str));
+    let before = exposure.snapshot().reach.public;
+    // Log once per distinct (state, remedy): reasons may carry changing durations.
+    let changed = (now.public.state, &now.public.remedy) != (before.state, &before.remedy);
+    if changed && spec.mode == TailscaleMode::Funnel {
+        let (reason, remedy) = (now.public.reason.as_deref(), now.public.remedy.as_deref());
+        match now.public.state {
+            Health::Degraded => tracing::warn!(
+                "public (Funnel) reachability degraded: {} — fix: {}",
+                reason.unwrap_or(""),
+                remedy.unwrap_or("")
+            ),
+            _ => tracing::info!("public (Funnel) reachability: {}", reason.unwrap_or("")),
+        }
+    }
+    exposure.set_reach(now);
 }
 
 /// Re-reads the serve config and checks our entry is there, unchanged, pointing at our own
@@ -255,11 +288,23 @@ async fn hold(
     exposure: &Exposure,
     cancel: &CancellationToken,
     fqdn: &str,
+    route: &Line,
 ) -> Failure {
     let remedy = "none needed: clawgate re-claims automatically".to_owned();
+    let funnel = spec.mode == TailscaleMode::Funnel;
+    let start = tokio::time::Instant::now() + reach::RECHECK;
+    let mut recheck = tokio::time::interval_at(start, reach::RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let msg = tokio::select! {
             _ = cancel.cancelled() => return Failure("shutting down".into(), remedy),
+            _ = recheck.tick(), if funnel => {
+                if let Err(f) = verify(api, session, spec, fqdn).await {
+                    return f;
+                }
+                publish(api, spec, exposure, fqdn, route).await;
+                continue;
+            }
             m = session.next() => m,
         };
         match msg {
@@ -271,7 +316,7 @@ async fn hold(
             }
             Some(Err(e)) => return Failure(format!("route dropped: IPN bus error: {e}"), remedy),
             Some(Ok(n)) if n.wants_status_refresh() => match refresh(api, spec, exposure).await {
-                Ok((_, now)) if now == fqdn => {}
+                Ok((_, now)) if now == fqdn => publish(api, spec, exposure, fqdn, route).await,
                 Ok((_, now)) => {
                     return Failure(
                         format!("MagicDNS name changed to {now}; re-claiming"),
@@ -280,118 +325,14 @@ async fn hold(
                 }
                 Err(f) => return f,
             },
+            Some(Ok(n)) if n.health.is_some() && funnel => {
+                publish(api, spec, exposure, fqdn, route).await
+            }
             Some(Ok(_)) => {}
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::tailscale::{FakeLocalApi, Status};
-
-    fn ready_node() -> Status {
-        serde_json::from_value(serde_json::json!({
-            "BackendState": "Running",
-            "TailscaleIPs": ["100.64.0.3"],
-            "CertDomains": ["gw.ts.net"],
-            "CurrentTailnet": {"MagicDNSEnabled": true},
-            "Self": {"DNSName": "gw.ts.net.", "CapMap": {"https": null}},
-        }))
-        .unwrap()
-    }
-
-    async fn wait_for(e: &Exposure, h: Health, what: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while e.snapshot().health != h
-            || (h == Health::Degraded && !e.snapshot().reason.unwrap_or_default().contains(what))
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "never {h:?}/{what}: {:?}",
-                e.snapshot()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The reconcile loop against the in-memory LocalAPI fake (a named mock of tailscaled): a
-    /// foreign route is a reported conflict and stays untouched; once it is gone the route is
-    /// claimed; a daemon restart drops it and it is re-claimed.
-    #[tokio::test]
-    async fn conflict_then_claim_then_reclaim_after_a_daemon_restart() {
-        let fake = Arc::new(FakeLocalApi::new(ready_node()));
-        let mut foreign = ServeConfig::default();
-        foreign.tcp.insert(
-            "443".into(),
-            TcpPortHandler {
-                https: true,
-                ..Default::default()
-            },
-        );
-        fake.set_serve_as_foreign_client(foreign.clone());
-        let exposure = Arc::new(Exposure::new(crate::config::TailscaleMode::Serve, 443));
-        let cancel = CancellationToken::new();
-        let spec = RouteSpec {
-            mode: TailscaleMode::Serve,
-            funnel_port: FunnelPort::P443,
-            ingress: "127.0.0.1:4000".parse().unwrap(),
-        };
-        let task = tokio::spawn(run(fake.clone(), spec, exposure.clone(), cancel.clone()));
-        wait_for(&exposure, Health::Degraded, "conflict").await;
-        assert_eq!(
-            fake.serve_snapshot().tcp,
-            foreign.tcp,
-            "foreign route untouched"
-        );
-        fake.set_serve_as_foreign_client(ServeConfig::default());
-        wait_for(&exposure, Health::Ok, "").await;
-        assert_eq!(fake.serve_snapshot().foreground.len(), 1);
-        fake.restart_daemon();
-        wait_for(&exposure, Health::Ok, "").await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while fake.serve_snapshot().foreground.is_empty() {
-            assert!(tokio::time::Instant::now() < deadline, "not re-claimed");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(exposure.snapshot().fqdn.as_deref(), Some("gw.ts.net"));
-        cancel.cancel();
-        task.await.unwrap();
-        assert!(
-            fake.live_sessions().is_empty(),
-            "cancel released the session"
-        );
-    }
-
-    #[test]
-    fn backoff_is_fast_then_bounded() {
-        let mut b = Backoff::default();
-        let d: Vec<_> = (0..5).map(|_| b.next_delay()).collect();
-        assert_eq!(d[0], BACKOFF_START);
-        assert!(d.iter().all(|x| *x <= BACKOFF_FAST_CAP));
-        b.reset();
-        assert_eq!(b.next_delay(), BACKOFF_START);
-    }
-
-    #[test]
-    fn entry_is_a_tls_terminated_proxy_v2_forward() {
-        let spec = RouteSpec {
-            mode: TailscaleMode::Funnel,
-            funnel_port: FunnelPort::P8443,
-            ingress: "127.0.0.1:4000".parse().unwrap(),
-        };
-        let e = spec.entry("gw.ts.net");
-        let h = &e.tcp["8443"];
-        assert_eq!(h.tcp_forward.as_deref(), Some("127.0.0.1:4000"));
-        assert_eq!(h.terminate_tls.as_deref(), Some("gw.ts.net"));
-        assert_eq!(h.proxy_protocol, Some(2));
-        assert_eq!(e.allow_funnel.get("gw.ts.net:8443"), Some(&true));
-        let serve = RouteSpec {
-            mode: TailscaleMode::Serve,
-            ..spec
-        };
-        assert!(serve.entry("gw.ts.net").allow_funnel.is_empty());
-        assert!(serve.entry("gw.ts.net").tcp.contains_key("443"));
-    }
-}
+#[path = "route_tests.rs"]
+mod tests;

@@ -319,3 +319,47 @@ pub async fn node(
     )
     .await
 }
+
+/// Starts the real gateway on an ephemeral port with a config attaching to london's LocalAPI in
+/// `tailscale.mode = mode`, with `extra` merged into `gateway`, plus CLI `args`.
+pub fn attached_gateway(
+    net: &testnet::Testnet,
+    mode: &str,
+    extra: Value,
+    args: &[&str],
+) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = json!({"gateway": {"tailscale": {"mode": mode, "sidecar": {"attach": net.handshake_file("london")}}}});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        cfg["gateway"][k] = v;
+    }
+    let path = dir.path().join("openclaw.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    let mut all = vec!["--port", "0", "--config", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    Gateway::start_in(dir, &all, &[])
+}
+
+/// Signed `operator.read` connect (client `cli`) over an open socket with `auth`; returns the
+/// `connect` response.
+pub async fn signed_operator<S>(ws: &mut WebSocketStream<S>, d: &Device, auth: Value) -> Value
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let ch = next(ws).await;
+    assert_eq!(ch["event"], "connect.challenge", "{ch}");
+    let p = d.params(
+        &ch,
+        "operator",
+        ("cli", "cli"),
+        &["operator.read"],
+        auth,
+        json!({}),
+    );
+    send(
+        ws,
+        json!({"type": "req", "id": "c1", "method": "connect", "params": p}),
+    )
+    .await;
+    next(ws).await
+}

@@ -376,3 +376,20 @@ pub async fn seed_node_cert(net: &Testnet, node: &str, age: Duration, valid_for:
         "POST /certs {body}"
     );
 }
+
+/// Waits (bounded) until `/readyz` reports the reachability line `line` (`tailnet` or `public`)
+/// in `state`; returns the exposure object.
+pub async fn wait_reach(port: u16, line: &str, state: &str, bound: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let exp = readyz(port).await["exposure"].clone();
+        if exp["reachability"][line]["state"] == state {
+            return exp;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{line} reachability never became {state}: {exp}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
