@@ -196,7 +196,7 @@ async fn tailscale_checks(
     let prefs = api.prefs().await.ok();
     let issues = preflight(&status, prefs.as_ref(), mode, port);
     for i in &issues {
-        checks.push(fail("tailscale preflight", format!("{i:?}"), i.remedy()));
+        checks.push(fail("tailscale preflight", i.to_string(), i.remedy()));
     }
     if issues.is_empty() {
         checks.push(pass(

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::Health;
 use crate::tailscale::{
-    LocalApi, PreflightIssue, Prefs, ServeConfig, Status, TailscaleMode, CAP_FUNNEL,
+    preflight, FunnelPort, LocalApi, PreflightIssue, Prefs, ServeConfig, Status, TailscaleMode,
 };
 
 /// How often public reachability is re-read while a Funnel route is held (3 local LocalAPI
@@ -121,11 +121,11 @@ pub struct Observed {
     /// Our MagicDNS name.
     pub fqdn: String,
     /// Our Funnel port.
-    pub port: u16,
+    pub port: FunnelPort,
 }
 
 /// Reads what [`evaluate`] needs for the public line; `Err` is a human-readable reason.
-pub async fn observe(api: &dyn LocalApi, fqdn: &str, port: u16) -> Result<Observed, String> {
+pub async fn observe(api: &dyn LocalApi, fqdn: &str, port: FunnelPort) -> Result<Observed, String> {
     let status = api
         .self_status()
         .await
@@ -199,38 +199,35 @@ fn public_line(route: &Line, live: Result<&Observed, &str>) -> Line {
     if issues.is_empty() {
         return Line::ok(format!(
             "Funnel permitted and allowed on {}:{}",
-            o.fqdn, o.port
+            o.fqdn,
+            u16::from(o.port)
         ));
     }
     let (reasons, remedies): (Vec<String>, Vec<String>) = issues.into_iter().unzip();
     Line::degraded(reasons.join("; "), remedies.join("; "))
 }
 
-/// Every live reason Funnel cannot reach us, as (reason, remedy).
+/// Every live reason Funnel cannot reach us, as (reason, remedy): the Funnel preconditions of
+/// [`preflight`] (permission, port, shields-up), `AllowFunnel` and known health warnings.
 fn funnel_issues(o: &Observed) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let me = o.status.self_node.clone().unwrap_or_default();
-    if !me.has_cap(CAP_FUNNEL) {
+    let issues = preflight(&o.status, o.prefs.as_ref(), TailscaleMode::Funnel, o.port);
+    let no_cap = issues.contains(&PreflightIssue::FunnelNotPermitted);
+    let mut out: Vec<(String, String)> = issues
+        .iter()
+        .filter(|i| match i {
+            PreflightIssue::FunnelNotPermitted | PreflightIssue::ShieldsUp => true,
+            // Without the cap the port list adds nothing: one remedy, not two.
+            PreflightIssue::FunnelPortNotAllowed { .. } => !no_cap,
+            // Route preconditions: they already degrade the tailnet line.
+            _ => false,
+        })
+        .map(|i| (i.to_string(), i.remedy()))
+        .collect();
+    let port = u16::from(o.port);
+    if !allows_funnel(&o.serve, &o.fqdn, port) {
         out.push((
-            "Funnel is not permitted for this node (no `funnel` node attribute)".into(),
-            "add the funnel nodeAttr for this node in the tailnet policy file".into(),
-        ));
-    } else if !me.funnel_ports().contains(&o.port) {
-        out.push((
-            format!("Funnel port {} is not in this node's funnel-ports {:?}", o.port, me.funnel_ports()),
-            format!("allow port {} in the funnel nodeAttr (funnel-ports) of the tailnet policy file, or set gateway.tailscale.funnelPort to an allowed port", o.port),
-        ));
-    }
-    if !allows_funnel(&o.serve, &o.fqdn, o.port) {
-        out.push((
-            format!("AllowFunnel[\"{}:{}\"] is not set in the live serve config", o.fqdn, o.port),
+            format!("AllowFunnel[\"{}:{port}\"] is not set in the live serve config", o.fqdn),
             "another process rewrote the serve config (see `tailscale funnel status`): stop that writer, clawgate then re-claims its route".into(),
-        ));
-    }
-    if o.prefs.as_ref().is_some_and(|p| p.shields_up) {
-        out.push((
-            "shields-up is on: tailscaled blocks incoming connections, Funnel included".into(),
-            "turn it off: `tailscale set --shields-up=false`".into(),
         ));
     }
     for w in funnel_warnings(&o.status) {

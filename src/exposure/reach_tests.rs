@@ -31,7 +31,7 @@ fn healthy() -> Observed {
         prefs: Some(Prefs::default()),
         serve: serve_with_funnel(true),
         fqdn: FQDN.into(),
-        port: 443,
+        port: FunnelPort::P443,
     }
 }
 
@@ -130,14 +130,14 @@ fn a_revoked_funnel_cap_degrades_public_only_with_the_policy_remedy() {
 #[test]
 fn a_port_outside_funnel_ports_names_the_port() {
     let mut o = healthy();
-    o.port = 10000;
+    o.port = FunnelPort::P10000;
     let p = public(&o);
     assert_eq!(p.state, Health::Degraded);
     assert!(p.reason.as_deref().unwrap().contains("10000"), "{p:?}");
     assert!(remedy(&p).contains("funnel-ports"));
     // Without funnel-ports at all the port is not allowed either.
     o.status = status(&["https", "funnel"], &[]);
-    o.port = 443;
+    o.port = FunnelPort::P443;
     assert!(public(&o)
         .reason
         .as_deref()

@@ -157,7 +157,7 @@ async fn refresh(
     issues.retain(reach::blocks_route); // Funnel permission only degrades the public line
     if let Some(first) = issues.first() {
         let all: Vec<String> = issues.iter().map(|i| i.remedy()).collect();
-        return Err(Failure(format!("preflight: {first:?}"), all.join("; ")));
+        return Err(Failure(format!("preflight: {first}"), all.join("; ")));
     }
     let fqdn = status.fqdn().map(str::to_owned).ok_or_else(|| {
         Failure(
@@ -235,7 +235,7 @@ async fn publish(
     route: &Line,
 ) {
     let live = match spec.mode {
-        TailscaleMode::Funnel => reach::observe(api, fqdn, spec.public_port()).await,
+        TailscaleMode::Funnel => reach::observe(api, fqdn, spec.funnel_port).await,
         _ => Err("not needed".into()),
     };
     let now = reach::evaluate(spec.mode, route, live.as_ref().map_err(String::as_str));

@@ -48,12 +48,33 @@ impl PreflightIssue {
                 "enable HTTPS certificates in the Tailscale admin console (DNS page)".into()
             }
             Self::FunnelNotPermitted => {
-                "add the `funnel` nodeAttr for this node in the tailnet policy".into()
+                "add the funnel nodeAttr for this node in the tailnet policy file".into()
             }
             Self::FunnelPortNotAllowed { port, allowed } => format!(
                 "Funnel port {port} is not permitted for this node (allowed: {allowed:?}); use 443, 8443 or 10000 and check the funnel-ports nodeAttr"
             ),
             Self::ShieldsUp => "turn shields-up off: `tailscale set --shields-up=false`".into(),
+        }
+    }
+}
+
+/// What is wrong, for people (the remedy is [`PreflightIssue::remedy`]).
+impl std::fmt::Display for PreflightIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotRunning(s) => write!(f, "Tailscale is {}", s.name()),
+            Self::MagicDnsOff => f.write_str("MagicDNS is off"),
+            Self::HttpsOff => f.write_str("HTTPS certificates are not enabled"),
+            Self::FunnelNotPermitted => {
+                f.write_str("Funnel is not permitted for this node (no `funnel` node attribute)")
+            }
+            Self::FunnelPortNotAllowed { port, allowed } => write!(
+                f,
+                "Funnel port {port} is not in this node's funnel-ports {allowed:?}"
+            ),
+            Self::ShieldsUp => f.write_str(
+                "shields-up is on: tailscaled blocks incoming connections, Funnel included",
+            ),
         }
     }
 }
@@ -149,7 +170,9 @@ mod tests {
                 PreflightIssue::ShieldsUp,
             ]
         );
-        assert!(issues.iter().all(|i| !i.remedy().is_empty()));
+        assert!(issues
+            .iter()
+            .all(|i| !i.remedy().is_empty() && !i.to_string().is_empty()));
         // Serve needs neither the funnel cap nor shields down.
         let serve = preflight(&st, Some(&prefs), TailscaleMode::Serve, FunnelPort::P8443);
         assert_eq!(
