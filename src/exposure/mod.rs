@@ -62,13 +62,8 @@ impl Health {
 pub struct Snapshot {
     /// Configured mode.
     pub mode: TailscaleMode,
-    /// Current health: the worst of the reachability lines that apply.
-    pub health: Health,
-    /// Why it is degraded (or what is working).
-    pub reason: Option<String>,
-    /// What the operator should do.
-    pub remedy: Option<String>,
-    /// Tailnet (Serve) and public (Funnel) reachability (SL-10).
+    /// Tailnet (Serve) and public (Funnel) reachability (SL-10); the top-level health, reason
+    /// and remedy are `reach.overall()`.
     pub reach: Reachability,
     /// When the ingress listener last accepted a Funnel (non-tailnet) connection, in ms since
     /// the epoch (informational).
@@ -100,17 +95,11 @@ impl Default for Exposure {
 impl Exposure {
     /// Initial state for `mode` (degraded "starting" unless off).
     pub fn new(mode: TailscaleMode, public_port: u16) -> Self {
-        let reach = Reachability::starting(route_mode(mode));
-        let top = reach.overall().clone();
-        let reason = (mode != TailscaleMode::Off).then_some(top.reason).flatten();
         Self {
             source: RwLock::new(None),
             inner: RwLock::new(Snapshot {
                 mode,
-                health: top.state,
-                reason,
-                remedy: None,
-                reach,
+                reach: Reachability::starting(mode.into()),
                 last_funnel_ms: None,
                 fqdn: None,
                 tailnet_ips: Vec::new(),
@@ -151,15 +140,9 @@ impl Exposure {
         }
     }
 
-    /// Sets both reachability lines and the top-level health (their worst).
+    /// Sets both reachability lines (the top-level health is their worst).
     pub fn set_reach(&self, reach: Reachability) {
-        self.update(|s| {
-            let top = reach.overall();
-            s.health = top.state;
-            s.reason = top.reason.clone();
-            s.remedy = top.remedy.clone();
-            s.reach = reach;
-        });
+        self.update(|s| s.reach = reach);
     }
 
     /// Records a Funnel connection on the ingress listener (now).
@@ -199,11 +182,13 @@ impl Exposure {
     /// The `exposure` object of `/readyz`, `status` and `doctor --json`.
     pub fn report(&self) -> Value {
         let s = self.snapshot();
+        let top = s.reach.overall();
         json!({
-            "tailscale": s.health.as_str(),
+            "tailscale": top.state.as_str(),
             "mode": mode_name(s.mode),
-            "reason": s.reason,
-            "remedy": s.remedy,
+            // With mode off there is nothing to explain at the top (the lines say why).
+            "reason": top.reason.as_ref().filter(|_| top.state != Health::Off),
+            "remedy": top.remedy,
             "magicDns": self.tailnet_dns(),
             "publicUrl": self.public_url(),
             "tailnetIps": s.tailnet_ips,
@@ -220,15 +205,6 @@ fn reach_json(s: &Snapshot) -> Value {
         public["lastFunnelConnectionMs"] = json!(ms);
     }
     json!({"tailnet": s.reach.tailnet.to_json(), "public": public})
-}
-
-/// The config-level mode as the Tailscale layer names it.
-pub fn route_mode(m: TailscaleMode) -> crate::tailscale::TailscaleMode {
-    match m {
-        TailscaleMode::Off => crate::tailscale::TailscaleMode::Off,
-        TailscaleMode::Serve => crate::tailscale::TailscaleMode::Serve,
-        TailscaleMode::Funnel => crate::tailscale::TailscaleMode::Funnel,
-    }
 }
 
 /// `off` / `serve` / `funnel`.

@@ -17,8 +17,9 @@ fn ready_node() -> Status {
 
 async fn wait_for(e: &Exposure, h: Health, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while e.snapshot().health != h
-        || (h == Health::Degraded && !e.snapshot().reason.unwrap_or_default().contains(what))
+    let top = || e.snapshot().reach.overall().clone();
+    while top().state != h
+        || (h == Health::Degraded && !top().reason.unwrap_or_default().contains(what))
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -32,22 +33,16 @@ async fn wait_for(e: &Exposure, h: Health, what: &str) {
 /// Runs the route loop for `mode` on port 443 over `fake`.
 fn spawn_route(
     fake: &Arc<FakeLocalApi>,
-    mode: TailscaleMode,
+    mode: crate::config::TailscaleMode,
 ) -> (
     Arc<Exposure>,
     CancellationToken,
     tokio::task::JoinHandle<()>,
 ) {
-    let exposure = Arc::new(Exposure::new(
-        match mode {
-            TailscaleMode::Funnel => crate::config::TailscaleMode::Funnel,
-            _ => crate::config::TailscaleMode::Serve,
-        },
-        443,
-    ));
+    let exposure = Arc::new(Exposure::new(mode, 443));
     let cancel = CancellationToken::new();
     let spec = RouteSpec {
-        mode,
+        mode: mode.into(),
         funnel_port: FunnelPort::P443,
         ingress: "127.0.0.1:4000".parse().unwrap(),
     };
@@ -70,7 +65,7 @@ async fn conflict_then_claim_then_reclaim_after_a_daemon_restart() {
         },
     );
     fake.set_serve_as_foreign_client(foreign.clone());
-    let (exposure, cancel, task) = spawn_route(&fake, TailscaleMode::Serve);
+    let (exposure, cancel, task) = spawn_route(&fake, crate::config::TailscaleMode::Serve);
     wait_for(&exposure, Health::Degraded, "conflict").await;
     assert_eq!(
         fake.serve_snapshot().tcp,
@@ -114,7 +109,7 @@ async fn a_revoked_funnel_cap_degrades_public_only_and_keeps_the_route() {
         st
     };
     let fake = Arc::new(FakeLocalApi::new(with_funnel(true)));
-    let (exposure, cancel, task) = spawn_route(&fake, TailscaleMode::Funnel);
+    let (exposure, cancel, task) = spawn_route(&fake, crate::config::TailscaleMode::Funnel);
     wait_for(&exposure, Health::Ok, "").await;
     assert_eq!(exposure.snapshot().reach.public.state, Health::Ok);
     let session = fake.live_sessions();
@@ -122,7 +117,13 @@ async fn a_revoked_funnel_cap_degrades_public_only_and_keeps_the_route() {
     wait_for(&exposure, Health::Degraded, "not permitted").await;
     let s = exposure.snapshot();
     assert_eq!(s.reach.tailnet.state, Health::Ok, "{s:?}");
-    assert!(s.remedy.unwrap().contains("funnel nodeAttr"));
+    assert!(s
+        .reach
+        .overall()
+        .remedy
+        .as_deref()
+        .unwrap()
+        .contains("funnel nodeAttr"));
     assert_eq!(fake.live_sessions(), session, "route kept, not re-claimed");
     fake.set_status(with_funnel(true));
     wait_for(&exposure, Health::Ok, "").await;

@@ -30,11 +30,7 @@ pub fn tailscale_config(s: &Settings) -> Result<TailscaleConfig, ConfigError> {
             )
         })?
     };
-    cfg.mode = match s.tailscale_mode {
-        TailscaleMode::Off => tailscale::TailscaleMode::Off,
-        TailscaleMode::Serve => tailscale::TailscaleMode::Serve,
-        TailscaleMode::Funnel => tailscale::TailscaleMode::Funnel,
-    };
+    cfg.mode = s.tailscale_mode.into();
     cfg.validate().map_err(|e| {
         ConfigError::new("gateway.tailscale", e.to_string(), "see docs/tailscale.md")
     })?;

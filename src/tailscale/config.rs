@@ -25,6 +25,17 @@ pub enum TailscaleMode {
     Funnel,
 }
 
+/// The same three modes as the gateway settings name them.
+impl From<crate::config::TailscaleMode> for TailscaleMode {
+    fn from(m: crate::config::TailscaleMode) -> Self {
+        match m {
+            crate::config::TailscaleMode::Off => Self::Off,
+            crate::config::TailscaleMode::Serve => Self::Serve,
+            crate::config::TailscaleMode::Funnel => Self::Funnel,
+        }
+    }
+}
+
 /// The public Funnel port; Tailscale only relays these three.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u16", into = "u16")]
