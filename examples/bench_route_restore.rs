@@ -17,74 +17,17 @@ mod testnet;
 #[allow(dead_code)]
 mod daemon;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "support/gateway.rs"]
+mod gateway;
+
+use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::time::Instant;
 
-const TOKEN: &str = "bench-token-0123456789abcdefXYZ";
 /// Bound on one restore (a route that never comes back fails the bench instead of hanging).
 const RESTORE_BOUND: Duration = Duration::from_secs(30);
-
-/// A gateway process with its own state dir; killed on drop.
-struct Gw {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gateway(bin: &str, cfg: Value) -> Result<Gw, Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("openclaw.json"), cfg.to_string())?;
-    let mut child = Command::new(bin)
-        .args(["run", "--port", "0", "--token", TOKEN, "--config"])
-        .arg(dir.path().join("openclaw.json"))
-        .env("HOME", dir.path())
-        .env("OPENCLAW_STATE_DIR", dir.path().join("state"))
-        .env("CLAWGATE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().ok_or("stdout")?).lines();
-    let first = lines.next().ok_or("banner")??;
-    std::thread::spawn(move || lines.for_each(drop)); // keep draining: the banner continues
-    let port = first
-        .split("ws://127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split([',', ' ']).next())
-        .and_then(|p| p.parse().ok())
-        .ok_or("port in banner")?;
-    Ok(Gw {
-        child,
-        port,
-        _dir: dir,
-    })
-}
-
-/// The gateway's direct children (its supervised sidecar).
-fn children(pid: u32) -> Vec<u32> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten();
-    tasks
-        .flatten()
-        .flat_map(|t| {
-            let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
 
 /// Times from `t0` until the route is claimed again (after it was seen gone).
 async fn restored_after(port: u16, t0: Instant) -> Duration {
@@ -111,7 +54,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let bin = std::env::var("CLAWGATE_BIN").unwrap_or_else(|_| "target/release/clawgate".into());
     let tailscaled = daemon::tailscaled_bin().ok_or("tailscaled missing (make sidecar)")?;
     let tsnet = testnet::tsnet_bin().ok_or("clawgate-tsnet missing (make sidecar)")?;
     let ts = tailscaled.to_str().ok_or("path")?;
@@ -123,18 +65,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .as_str()
         .ok_or("daemon socket")?
         .to_owned();
-    let on_daemon = gateway(
-        &bin,
-        json!({"gateway": {"tailscale": {"mode": "serve", "socket": sock}}}),
-    )?;
-    let key = net.dir.path().join("authkey");
-    std::fs::write(&key, &m.auth_key)?;
-    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    let sc = &m.sidecars["gw"];
-    let sidecar_cfg = json!({"gateway": {"tailscale": {"mode": "serve", "sidecar": {
-        "binary": tsnet, "hostname": "gw", "stateDir": sc.state_dir,
-        "authKeyFile": key, "controlUrl": m.control_url}}}});
-    let with_sidecar = gateway(&bin, sidecar_cfg)?;
+    let daemon_cfg = json!({"gateway": {"tailscale": {"mode": "serve", "socket": sock}}});
+    let on_daemon = gateway::Gateway::start(&daemon_cfg, &[])?;
+    let sidecar_cfg =
+        json!({"gateway": {"tailscale": testnet::own_sidecar_config(&net, "gw", &tsnet)}});
+    let with_sidecar = gateway::Gateway::start(&sidecar_cfg, &[])?;
     for gw in [&on_daemon, &with_sidecar] {
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
     }
@@ -151,7 +86,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ts_times.push(restored_after(on_daemon.port, t0).await);
         relaunched = Some(r);
 
-        let pid = *children(with_sidecar.child.id())
+        let pid = *daemon::children(with_sidecar.child.id())
             .first()
             .ok_or("no sidecar child")?;
         let t0 = Instant::now();

@@ -19,12 +19,13 @@
 #[allow(dead_code)]
 mod testnet;
 
+#[path = "support/gateway.rs"]
+mod gateway;
+
 #[path = "../src/bin/clawgate-bench/procinfo.rs"]
 #[allow(dead_code)]
 mod procinfo;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +35,6 @@ use serde_json::json;
 use tokio_rustls::rustls;
 use tokio_tungstenite::tungstenite::Message;
 
-const TOKEN: &str = "bench-token-0123456789abcdefXYZ";
 /// Bound on one connect → hello-ok (a stuck dial must not stall the run).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default in-flight connections: enough to keep both cores busy through the tailnet's latency;
@@ -89,7 +89,7 @@ impl Client {
         let req = json!({"type":"req","id":"c1","method":"connect","params":{
             "minProtocol":4,"maxProtocol":4,
             "client":{"id":"cli","version":"bench","platform":"linux","mode":"cli"},
-            "role":"operator","scopes":["operator.read"],"caps":[],"auth":{"token":TOKEN}}});
+            "role":"operator","scopes":["operator.read"],"caps":[],"auth":{"token":gateway::TOKEN}}});
         ws.send(Message::text(req.to_string()))
             .await
             .map_err(|e| e.to_string())?;
@@ -177,41 +177,14 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-/// Starts clawgate in serve mode attached to london's LocalAPI; returns it and its loopback port.
-fn start_gateway(
-    net: &testnet::Testnet,
-    dir: &std::path::Path,
-) -> Result<(std::process::Child, u16), Box<dyn std::error::Error>> {
-    let bin = std::env::var("CLAWGATE_BIN").unwrap_or_else(|_| "target/release/clawgate".into());
+/// Starts clawgate in serve mode attached to london's LocalAPI.
+fn start_gateway(net: &testnet::Testnet) -> Result<gateway::Gateway, Box<dyn std::error::Error>> {
     let handshake = net.handshake_file("london");
     let cfg =
         json!({"gateway": {"tailscale": {"mode": "serve", "sidecar": {"attach": handshake}}}});
-    std::fs::write(dir.join("openclaw.json"), cfg.to_string())?;
-    let mut gw = Command::new(&bin)
-        .args(["run", "--port", "0", "--token", TOKEN, "--config"])
-        .arg(dir.join("openclaw.json"))
-        .env("HOME", dir)
-        .env("OPENCLAW_STATE_DIR", dir.join("state"))
-        // Every bench connection comes from one of two tailnet IPs: lift the per-IP pre-auth
-        // budget (default 32) above the concurrency so it measures throughput, not the budget.
-        .env("OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", "1024")
-        .env(
-            "CLAWGATE_LOG",
-            std::env::var("CLAWGATE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let mut lines = BufReader::new(gw.stdout.take().ok_or("stdout")?).lines();
-    let first = lines.next().ok_or("banner")??;
-    std::thread::spawn(move || lines.for_each(drop)); // keep draining: the banner continues
-    let port: u16 = first
-        .split("ws://127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split([',', ' ']).next())
-        .and_then(|p| p.parse().ok())
-        .ok_or("port in banner")?;
-    Ok((gw, port))
+    // Every bench connection comes from one of two tailnet IPs: lift the per-IP pre-auth budget
+    // (default 32) above the concurrency so it measures throughput, not the budget.
+    gateway::Gateway::start(&cfg, &[("OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP", "1024")])
 }
 
 fn report(rounds: &[Round], conc: u64, secs: u64) {
@@ -261,9 +234,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .ok_or("clawgate-testnet missing")?;
     let testnet_pid = net.pid().ok_or("testnet pid")?;
-    let dir = tempfile::tempdir()?;
-    let (mut gw, port) = start_gateway(&net, dir.path())?;
-    testnet::wait_exposure(port, "ok", Duration::from_secs(20)).await;
+    let gw = start_gateway(&net)?;
+    testnet::wait_exposure(gw.port, "ok", Duration::from_secs(20)).await;
     let client = Arc::new(Client::new(net));
     for via in CLIENT_NODES {
         client.one(via).await?; // warm-up, and proof that every client node gets through
@@ -271,11 +243,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("bench-tailscale: load average at start {}", loadavg());
     let mut rounds = Vec::new();
     for _ in 0..rounds_n {
-        rounds.push(round(&client, conc, secs, (testnet_pid, gw.id())).await);
+        rounds.push(round(&client, conc, secs, (testnet_pid, gw.child.id())).await);
     }
     report(&rounds, conc, secs);
-    let _ = gw.kill();
-    let _ = gw.wait();
+    drop(gw);
     match Arc::try_unwrap(client) {
         Ok(client) => client.net.stop().await,
         Err(_) => eprintln!("bench: client still shared; the tailnet is killed on drop"),

@@ -1,12 +1,12 @@
-# Tailscale-first exposure (src/exposure/, tests/exposure_*.rs, examples/bench_tailscale.rs).
+# Tailscale-first exposure (src/exposure/, tests/exposure_*.rs, examples/bench_{tailscale,route_restore}.rs).
 # The offline-tailnet tests use sidecar/bin/{clawgate-testnet,clawgate-tsnet,tailscaled} (built by
 # deps-sidecar, or CLAWGATE_*_BIN) and skip without them unless CLAWGATE_REQUIRE_TESTNET=1; the
 # bind=tailnet test needs root, iproute2 (ip, ss) and network namespaces.
 
 DEPS_TARGETS  += deps-exposure
-BENCH_TARGETS += bench-tailscale
+BENCH_TARGETS += bench-tailscale bench-route-restore
 
-.PHONY: deps-exposure test-exposure bench-tailscale
+.PHONY: deps-exposure test-exposure bench-tailscale bench-route-restore
 
 ## deps-exposure: iproute2 for the network-namespace test.
 deps-exposure:
@@ -22,3 +22,9 @@ test-exposure: deps-exposure
 bench-tailscale: sidecar
 	$(CARGO) build --release --bin clawgate --example bench_tailscale
 	CLAWGATE_BIN=target/release/clawgate target/release/examples/bench_tailscale
+
+## bench-route-restore: SIGKILL tailscaled / the sidecar repeatedly (BENCH_ROUNDS), time until the
+## Serve route is back (target ≤ 5 s).
+bench-route-restore: sidecar
+	$(CARGO) build --release --bin clawgate --example bench_route_restore
+	CLAWGATE_BIN=target/release/clawgate target/release/examples/bench_route_restore

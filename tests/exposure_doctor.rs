@@ -29,22 +29,9 @@ async fn mode_off_never_touches_the_localapi_socket() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("tailscaled.sock");
         let listener = tokio::net::UnixListener::bind(&sock).unwrap();
-        let cfg_dir = tempfile::tempdir().unwrap();
         let cfg = json!({"gateway": {"tailscale": {"mode": "off", "socket": sock}}});
-        let path = cfg_dir.path().join("openclaw.json");
-        std::fs::write(&path, cfg.to_string()).unwrap();
-        let gw = Gateway::start_in(
-            cfg_dir,
-            &[
-                "--port",
-                "0",
-                "--token",
-                TOKEN,
-                "--config",
-                path.to_str().unwrap(),
-            ],
-            &[],
-        );
+        let gw = Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &[]);
+        let path = gw.config_path();
         let mut ws = common::operator(&gw, &["operator.read"]).await;
         let st = call(&mut ws, "s1", "status", json!({})).await;
         assert_eq!(st["ok"], true, "{st}");
@@ -255,20 +242,10 @@ async fn doctor_fails_when_tailscale_refuses_an_expired_certificate() {
 #[tokio::test]
 async fn tailnet_bind_with_tailscale_down_still_serves_loopback() {
     bounded(async {
-        let cfg_dir = tempfile::tempdir().unwrap();
-        let missing = cfg_dir.path().join("no-tailscaled.sock");
+        let nowhere = tempfile::tempdir().unwrap();
+        let missing = nowhere.path().join("no-tailscaled.sock");
         let cfg = json!({"gateway": {"bind": "tailnet", "tailscale": {"socket": missing}}});
-        let path = cfg_dir.path().join("openclaw.json");
-        std::fs::write(&path, cfg.to_string()).unwrap();
-        let args = [
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--config",
-            path.to_str().unwrap(),
-        ];
-        let gw = Gateway::start_in(tempfile::tempdir().unwrap(), &args, &[]);
+        let gw = Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &[]);
         let r = testnet::readyz(gw.port).await;
         assert_eq!(r["ready"], true, "{r}");
         let mut ws = common::operator(&gw, &["operator.read"]).await;

@@ -61,19 +61,8 @@ async fn route_is_back_within_5s_after_tailscaled_is_restarted() {
         let node = net.node("daemon");
         let sock = node.localapi["address"].as_str().unwrap().to_owned();
         let fqdn = node.fqdn.clone();
-        let dir = tempfile::tempdir().unwrap();
         let cfg = json!({"gateway": {"tailscale": {"mode": "serve", "socket": sock}}});
-        let path = dir.path().join("openclaw.json");
-        std::fs::write(&path, cfg.to_string()).unwrap();
-        let args = [
-            "--port",
-            "0",
-            "--token",
-            TOKEN,
-            "--config",
-            path.to_str().unwrap(),
-        ];
-        let gw = Gateway::start_in(dir, &args, &[]);
+        let gw = Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &[]);
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(30)).await;
         let mut ws = wss_from_vienna(&net, &fqdn, Duration::from_secs(20)).await;
         assert_eq!(first_event(&mut ws).await["event"], "connect.challenge");

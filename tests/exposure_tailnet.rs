@@ -215,22 +215,6 @@ async fn foreign_routes_are_never_touched_across_restarts_and_conflicts_are_repo
     .await;
 }
 
-/// Direct children of `pid` (Linux `/proc/<pid>/task/*/children`).
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        out.extend(
-            text.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok()),
-        );
-    }
-    out
-}
-
 #[tokio::test]
 async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
     bounded(async {
@@ -243,40 +227,21 @@ async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
         };
         let m = &net.manifest;
         let sc = &m.sidecars["gw"];
-        let key = net.dir.path().join("authkey");
-        std::fs::write(&key, &m.auth_key).unwrap();
-        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = json!({"gateway": {"tailscale": {"mode": "serve", "sidecar": {
-            "binary": tsnet, "hostname": "gw", "stateDir": sc.state_dir,
-            "authKeyFile": key, "controlUrl": m.control_url}}}});
-        let path = dir.path().join("openclaw.json");
-        std::fs::write(&path, cfg.to_string()).unwrap();
+        let cfg =
+            json!({"gateway": {"tailscale": testnet::own_sidecar_config(&net, "gw", &tsnet)}});
         let env: Vec<(&str, &str)> = m
             .env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let gw = Gateway::start_in(
-            dir,
-            &[
-                "--port",
-                "0",
-                "--token",
-                TOKEN,
-                "--config",
-                path.to_str().unwrap(),
-            ],
-            &env,
-        );
+        let gw = Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env);
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         let (mut ws, _) = testnet::wss_to_name(&net, "vienna", &sc.fqdn, &[])
             .await
             .unwrap();
         assert_eq!(next(&mut ws).await["event"], "connect.challenge");
 
-        let sidecar = children(gw.child.id());
+        let sidecar = common::daemon::children(gw.child.id());
         assert_eq!(sidecar.len(), 1, "one sidecar child: {sidecar:?}");
         let killed = tokio::time::Instant::now();
         std::process::Command::new("kill")

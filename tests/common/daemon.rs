@@ -7,6 +7,8 @@
 //! re-registration with "invalid authkey" (it checks the pre-auth key on every RegisterReq, where
 //! real control recognises the node key), so [`login`] repeats the harness's own `tailscale up`.
 //!
+//! Also [`children`], to find the sidecar a gateway supervises (to kill it the same way).
+//!
 //! The relaunched process belongs to the caller: [`Relaunched`] kills and reaps it on drop. The
 //! original was the harness's child; the harness reaps it and ignores it at shutdown.
 
@@ -156,4 +158,20 @@ pub fn kill9_and_relaunch(sock: &str, log_dir: &Path) -> Relaunched {
         .spawn()
         .unwrap();
     Relaunched { child, log }
+}
+
+/// Direct children of `pid` (Linux `/proc/<pid>/task/*/children`), e.g. a gateway's sidecar.
+pub fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    tasks
+        .flatten()
+        .flat_map(|t| {
+            let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }

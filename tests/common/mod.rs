@@ -19,6 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// The config file name inside a gateway's HOME (OpenClaw's).
+pub const CONFIG_FILE: &str = "openclaw.json";
 
 /// A running gateway process, killed on drop.
 pub struct Gateway {
@@ -42,6 +44,22 @@ impl Gateway {
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         Self::start_in(dir, &["--port", "0", "--token", TOKEN], &[])
+    }
+
+    /// Writes `cfg` to `openclaw.json` in a fresh HOME and starts the gateway with `--config` it
+    /// plus `args`.
+    pub fn with_config(cfg: &Value, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let mut all = vec!["--config", path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Self::start_in(dir, &all, env)
+    }
+
+    /// The config file [`Gateway::with_config`] wrote.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join(CONFIG_FILE)
     }
 
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Gateway {
@@ -328,16 +346,13 @@ pub fn attached_gateway(
     extra: Value,
     args: &[&str],
 ) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
     let mut cfg = json!({"gateway": {"tailscale": {"mode": mode, "sidecar": {"attach": net.handshake_file("london")}}}});
     for (k, v) in extra.as_object().cloned().unwrap_or_default() {
         cfg["gateway"][k] = v;
     }
-    let path = dir.path().join("openclaw.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
-    let mut all = vec!["--port", "0", "--config", path.to_str().unwrap()];
+    let mut all = vec!["--port", "0"];
     all.extend_from_slice(args);
-    Gateway::start_in(dir, &all, &[])
+    Gateway::with_config(&cfg, &all, &[])
 }
 
 /// Signed `operator.read` connect (client `cli`) over an open socket with `auth`; returns the

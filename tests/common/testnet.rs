@@ -34,6 +34,9 @@ pub const START_BOUND: Duration = Duration::from_secs(60);
 pub struct Manifest {
     #[serde(rename = "controlURL")]
     pub control_url: String,
+    /// The harness control API (`http://127.0.0.1:P`: /nodes, /caps, /certs, …).
+    #[serde(rename = "controlAPI")]
+    pub control_api: String,
     pub auth_key: String,
     #[serde(default)]
     pub env: HashMap<String, String>,
@@ -50,6 +53,8 @@ pub struct NodeInfo {
     pub fqdn: String,
     pub ips: Vec<IpAddr>,
     pub login: String,
+    #[serde(rename = "stateDir", default)]
+    pub state_dir: PathBuf,
     pub localapi: Value,
     #[serde(default)]
     pub socks5: Option<Socks5>,
@@ -319,34 +324,37 @@ pub async fn readyz(port: u16) -> Value {
 
 /// Waits (bounded) until `/readyz` reports exposure `want`; returns the exposure object.
 pub async fn wait_exposure(port: u16, want: &str, bound: Duration) -> Value {
+    let what = format!("exposure {want}");
+    wait_readyz(port, &what, bound, |e| e["tailscale"] == want).await
+}
+
+/// Polls `/readyz` (bounded) until its `exposure` object satisfies `done`; returns it.
+async fn wait_readyz(
+    port: u16,
+    what: &str,
+    bound: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + bound;
     loop {
-        let r = readyz(port).await;
-        if r["exposure"]["tailscale"] == want {
-            return r["exposure"].clone();
+        let exp = readyz(port).await["exposure"].clone();
+        if done(&exp) {
+            return exp;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "exposure never became {want}: {r}"
+            "never {what}: {exp}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// The manifest as JSON (fields the typed [`Manifest`] does not carry, e.g. `controlAPI`).
-fn manifest_json(net: &Testnet) -> Value {
-    let raw = std::fs::read(net.dir.path().join("manifest.json")).expect("manifest file");
-    serde_json::from_slice(&raw).expect("manifest JSON")
-}
-
 /// POSTs `body` to the harness control API at `path` (e.g. `/certs`); returns the HTTP status.
 pub async fn control_post(net: &Testnet, path: &str, body: &Value) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let m = manifest_json(net);
-    let base = m["controlAPI"]
-        .as_str()
-        .expect("controlAPI in the manifest");
-    let addr = base
+    let addr = net
+        .manifest
+        .control_api
         .strip_prefix("http://")
         .expect("control API is plain http");
     let body = body.to_string();
@@ -367,9 +375,8 @@ pub async fn control_post(net: &Testnet, path: &str, body: &Value) -> u16 {
 /// NotBefore + `valid_for`; the node's tailscale serves it as long as it is within that window
 /// (sidecar/testnet/ca.go `leafValidity`).
 pub async fn seed_node_cert(net: &Testnet, node: &str, age: Duration, valid_for: Duration) {
-    let m = manifest_json(net);
-    let n = &m["nodes"][node];
-    let body = json!({"fqdn": n["fqdn"], "stateDir": n["stateDir"], "age": age.as_secs(), "validFor": valid_for.as_secs()});
+    let n = net.node(node);
+    let body = json!({"fqdn": n.fqdn, "stateDir": n.state_dir, "age": age.as_secs(), "validFor": valid_for.as_secs()});
     assert_eq!(
         control_post(net, "/certs", &body).await,
         204,
@@ -380,16 +387,23 @@ pub async fn seed_node_cert(net: &Testnet, node: &str, age: Duration, valid_for:
 /// Waits (bounded) until `/readyz` reports the reachability line `line` (`tailnet` or `public`)
 /// in `state`; returns the exposure object.
 pub async fn wait_reach(port: u16, line: &str, state: &str, bound: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        let exp = readyz(port).await["exposure"].clone();
-        if exp["reachability"][line]["state"] == state {
-            return exp;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{line} reachability never became {state}: {exp}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("{line} reachability {state}");
+    wait_readyz(port, &what, bound, |e| {
+        e["reachability"][line]["state"] == state
+    })
+    .await
+}
+
+/// `gateway.tailscale` (mode serve) for a gateway that supervises its own `clawgate-tsnet`
+/// (`tsnet`) as the pre-authorised sidecar node `name` (`Testnet::start(&["--sidecar-node",
+/// name])`); the auth key goes to a 0600 file in the testnet dir, never into the config.
+pub fn own_sidecar_config(net: &Testnet, name: &str, tsnet: &Path) -> Value {
+    use std::os::unix::fs::PermissionsExt;
+    let m = &net.manifest;
+    let key = net.dir.path().join("authkey");
+    std::fs::write(&key, &m.auth_key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    json!({"mode": "serve", "sidecar": {
+        "binary": tsnet, "hostname": name, "stateDir": m.sidecars[name].state_dir,
+        "authKeyFile": key, "controlUrl": m.control_url}})
 }
