@@ -16,15 +16,9 @@ const BOUND: Duration = Duration::from_secs(120);
 /// How long the route may take to be claimed after start.
 const CLAIM: Duration = Duration::from_secs(20);
 
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .expect("test finished in time")
-}
-
 #[tokio::test]
 async fn mode_off_never_touches_the_localapi_socket() {
-    bounded(async {
+    common::bounded(BOUND, async {
         // A LocalAPI socket that records every connection attempt.
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("tailscaled.sock");
@@ -123,7 +117,7 @@ fn days_left(check: &Value) -> i64 {
 
 #[tokio::test]
 async fn doctor_explains_exposure_ownership_and_listeners() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let Some(net) = Testnet::start(&[]).await else {
             return;
         };
@@ -211,7 +205,7 @@ async fn failing_cert_check(age: u64, valid_for: u64) -> Value {
 
 #[tokio::test]
 async fn doctor_fails_on_a_certificate_close_to_expiry() {
-    bounded(async {
+    common::bounded(BOUND, async {
         // A 90-day leaf 85 days old (plus an hour of slack so "5 days" survives the test's own
         // run time): renewal is long overdue; tailscale keeps serving it while renewal fails.
         let cert = failing_cert_check(85 * DAY - 3_600, 90 * DAY).await;
@@ -227,7 +221,7 @@ async fn doctor_fails_on_a_certificate_close_to_expiry() {
 
 #[tokio::test]
 async fn doctor_fails_when_tailscale_refuses_an_expired_certificate() {
-    bounded(async {
+    common::bounded(BOUND, async {
         // Expired a day ago: tailscale re-issues synchronously, which fails offline (LocalAPI 500).
         let cert = failing_cert_check(91 * DAY, 90 * DAY).await;
         if cert.is_null() {
@@ -241,7 +235,7 @@ async fn doctor_fails_when_tailscale_refuses_an_expired_certificate() {
 
 #[tokio::test]
 async fn tailnet_bind_with_tailscale_down_still_serves_loopback() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let nowhere = tempfile::tempdir().unwrap();
         let missing = nowhere.path().join("no-tailscaled.sock");
         let cfg = json!({"gateway": {"bind": "tailnet", "tailscale": {"socket": missing}}});

@@ -20,14 +20,6 @@ const CLAIM: Duration = Duration::from_secs(20);
 /// How long a cap change may take to show (netmap push + the 5 s re-check, with slack for a
 /// loaded 2-core machine).
 const NOTICE: Duration = Duration::from_secs(20);
-/// A strong Funnel password (the config check refuses weak ones for exposed gateways).
-const PASSWORD: &str = "funnel-pass-7Qx9-Lm2v-Zr4k";
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .expect("test finished in time")
-}
 
 /// POST /caps on london (`null` removes a cap).
 async fn set_funnel_cap(net: &Testnet, value: Value) {
@@ -57,7 +49,8 @@ async fn vienna_reaches_hello_ok(net: &Testnet, d: &Device) {
     let (mut ws, _) = testnet::wss_from(net, "vienna", "london", &[], &[])
         .await
         .unwrap();
-    let res = common::signed_operator(&mut ws, d, json!({"password": PASSWORD})).await;
+    let res =
+        common::signed_operator(&mut ws, d, json!({"password": common::FUNNEL_PASSWORD})).await;
     assert_eq!(res["ok"], true, "{res}");
     let h = call(&mut ws, "h1", "health", json!({})).await;
     assert_eq!(h["ok"], true, "{h}");
@@ -67,7 +60,7 @@ async fn vienna_reaches_hello_ok(net: &Testnet, d: &Device) {
 async fn admin(gw: &common::Gateway) -> common::Ws {
     let mut ws = common::open(&gw.url(), &[]).await;
     let scopes = ["operator.admin", "operator.pairing"];
-    let auth = json!({"password": PASSWORD});
+    let auth = json!({"password": common::FUNNEL_PASSWORD});
     let (_, ok) = handshake(&mut ws, connect_params(auth, &scopes)).await;
     assert_eq!(ok["ok"], true, "{ok}");
     ws
@@ -78,7 +71,8 @@ async fn pair_from_vienna(net: &Testnet, gw: &common::Gateway, d: &Device) {
     let (mut ws, _) = testnet::wss_from(net, "vienna", "london", &[], &[])
         .await
         .unwrap();
-    let res = common::signed_operator(&mut ws, d, json!({"password": PASSWORD})).await;
+    let res =
+        common::signed_operator(&mut ws, d, json!({"password": common::FUNNEL_PASSWORD})).await;
     let rid = res["error"]["details"]["requestId"]
         .as_str()
         .unwrap_or_else(|| panic!("pairing request expected: {res}"))
@@ -91,11 +85,11 @@ async fn pair_from_vienna(net: &Testnet, gw: &common::Gateway, d: &Device) {
 
 #[tokio::test]
 async fn a_revoked_funnel_cap_degrades_public_only_and_the_tailnet_keeps_working() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let Some(net) = Testnet::start(&[]).await else {
             return;
         };
-        let auth = json!({"auth": {"mode": "password", "password": PASSWORD}});
+        let auth = json!({"auth": {"mode": "password", "password": common::FUNNEL_PASSWORD}});
         let gw = common::attached_gateway(&net, "funnel", auth.clone(), &[]);
         let exp = testnet::wait_exposure(gw.port, "ok", CLAIM).await;
         let reach = &exp["reachability"];

@@ -50,7 +50,7 @@ async fn wss_from_vienna(net: &Testnet, fqdn: &str, bound: Duration) -> testnet:
 
 #[tokio::test]
 async fn route_is_back_within_5s_after_tailscaled_is_restarted() {
-    tokio::time::timeout(BOUND, async {
+    common::bounded(BOUND, async {
         let Some(tailscaled) = daemon::tailscaled_bin() else {
             return;
         };
@@ -96,6 +96,5 @@ async fn route_is_back_within_5s_after_tailscaled_is_restarted() {
         drop(relaunched);
         net.stop().await;
     })
-    .await
-    .expect("test finished in time");
+    .await;
 }

@@ -16,14 +16,6 @@ use serde_json::{json, Value};
 const BOUND: Duration = Duration::from_secs(120);
 /// How long the route may take to be claimed after start.
 const CLAIM: Duration = Duration::from_secs(20);
-/// A strong Funnel password (the config check refuses weak ones for exposed gateways).
-const PASSWORD: &str = "funnel-pass-7Qx9-Lm2v-Zr4k";
-
-async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(BOUND, f)
-        .await
-        .expect("test finished in time")
-}
 
 const OPERATOR: (&str, &str) = ("cli", "cli");
 
@@ -36,7 +28,7 @@ fn code(res: &Value) -> String {
 
 #[tokio::test]
 async fn vienna_pairs_over_wss_with_http1_and_h2_clients_and_identity_is_never_forged() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let Some(net) = Testnet::start(&[]).await else {
             return;
         };
@@ -127,12 +119,12 @@ async fn vienna_pairs_over_wss_with_http1_and_h2_clients_and_identity_is_never_f
 
 #[tokio::test]
 async fn funnel_needs_the_password_and_never_gets_tailnet_identity() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let Some(net) = Testnet::start(&[]).await else {
             return;
         };
         let auth =
-            json!({"auth": {"mode": "password", "password": PASSWORD, "allowTailscale": true}});
+            json!({"auth": {"mode": "password", "password": common::FUNNEL_PASSWORD, "allowTailscale": true}});
         let gw = common::attached_gateway(&net, "funnel", auth, &[]);
         let exp = testnet::wait_exposure(gw.port, "ok", CLAIM).await;
         assert!(
@@ -152,7 +144,7 @@ async fn funnel_needs_the_password_and_never_gets_tailnet_identity() {
         let res = common::signed_operator(&mut ws, &d, json!({})).await;
         assert_eq!(code(&res), "AUTH_PASSWORD_MISSING", "{res}");
         let (mut ws, _) = testnet::wss_funnel(&net, "london", &headers).await.unwrap();
-        let res = common::signed_operator(&mut ws, &d, json!({"password": PASSWORD})).await;
+        let res = common::signed_operator(&mut ws, &d, json!({"password": common::FUNNEL_PASSWORD})).await;
         // Authenticated by the password, never silently paired: Funnel is remote.
         assert_eq!(code(&res), "PAIRING_REQUIRED", "{res}");
         net.stop().await;
@@ -162,7 +154,7 @@ async fn funnel_needs_the_password_and_never_gets_tailnet_identity() {
 
 #[tokio::test]
 async fn foreign_routes_are_never_touched_across_restarts_and_conflicts_are_reported() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let Some(net) = Testnet::start(&[]).await else { return };
         let api = clawgate::tailscale::LocalApiClient::new(
             serde_json::from_value::<clawgate::tailscale::EndpointSpec>(net.node("london").localapi.clone())
@@ -217,7 +209,7 @@ async fn foreign_routes_are_never_touched_across_restarts_and_conflicts_are_repo
 
 #[tokio::test]
 async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let Some(tsnet) = testnet::tsnet_bin() else {
             eprintln!("SKIPPED: clawgate-tsnet not found (CLAWGATE_TSNET_BIN or make sidecar)");
             return;
@@ -310,7 +302,7 @@ where
 
 #[tokio::test]
 async fn a_phone_pairs_from_the_tailnet_with_a_magicdns_setup_code() {
-    bounded(async {
+    common::bounded(BOUND, async {
         let Some(net) = Testnet::start(&[]).await else {
             return;
         };

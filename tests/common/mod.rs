@@ -19,6 +19,16 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// A strong Funnel password (the config check refuses weak ones for exposed gateways).
+pub const FUNNEL_PASSWORD: &str = "funnel-pass-7Qx9-Lm2v-Zr4k";
+
+/// Runs a whole test body under `limit`: every test is bounded in time.
+pub async fn bounded<F: std::future::Future>(limit: Duration, f: F) -> F::Output {
+    tokio::time::timeout(limit, f)
+        .await
+        .expect("test finished in time")
+}
+
 /// The config file name inside a gateway's HOME (OpenClaw's).
 pub const CONFIG_FILE: &str = "openclaw.json";
 
