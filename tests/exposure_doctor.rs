@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::doctor::check;
 use common::testnet::{self, Testnet};
 use common::{call, Gateway, TOKEN};
 use serde_json::{json, Value};
@@ -34,21 +35,8 @@ async fn mode_off_never_touches_the_localapi_socket() {
             testnet::readyz(gw.port).await["exposure"]["tailscale"],
             "off"
         );
-        let doctor = std::process::Command::new(env!("CARGO_BIN_EXE_clawgate"))
-            .args(["doctor", "--json", "--config", path.to_str().unwrap()])
-            .env("HOME", gw.dir.path())
-            .env("OPENCLAW_STATE_DIR", gw.dir.path().join("state"))
-            .output()
-            .unwrap();
-        let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
-        assert!(
-            report["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|c| c["name"] == "tailscale" && c["ok"] == true),
-            "{report}"
-        );
+        let (_, report) = common::doctor::run_json(&path, gw.dir.path(), &[]);
+        assert_eq!(check(&report, "tailscale")["ok"], true, "{report}");
         let touched = tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
         assert!(touched.is_err(), "mode=off made a LocalAPI connection");
     })
@@ -64,26 +52,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Doctor `--json` with this suite's token in the environment.
 fn doctor(cfg: &std::path::Path, home: &std::path::Path) -> (i32, Value) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawgate"))
-        .args(["doctor", "--json", "--config", cfg.to_str().unwrap()])
-        .env("HOME", home)
-        .env("OPENCLAW_STATE_DIR", home.join("state"))
-        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&out.stdout)}));
-    (out.status.code().unwrap_or(-1), v)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} check: {report}"))
+    common::doctor::run_json(cfg, home, &[("OPENCLAW_GATEWAY_TOKEN", TOKEN)])
 }
 
 /// A gateway serving through `london` (attached sidecar, mode serve) with exposure ok; returns it
@@ -180,11 +151,9 @@ const DAY: u64 = 86_400;
 
 /// Doctor's certificate check on `london` re-seeded with a leaf `age` old living `valid_for`,
 /// behind a serving gateway; asserts that doctor exits 1 because of that check alone and that the
-/// fix names `tailscale cert <fqdn>`. `Null` when the testnet is skipped.
-async fn failing_cert_check(age: u64, valid_for: u64) -> Value {
-    let Some(net) = Testnet::start(&[]).await else {
-        return Value::Null;
-    };
+/// fix names `tailscale cert <fqdn>`. `None` when the testnet is skipped.
+async fn failing_cert_check(age: u64, valid_for: u64) -> Option<Value> {
+    let net = Testnet::start(&[]).await?;
     let (age, valid_for) = (Duration::from_secs(age), Duration::from_secs(valid_for));
     testnet::seed_node_cert(&net, "london", age, valid_for).await;
     let (gw, cfg_dir) = serve_on_london(&net).await;
@@ -200,7 +169,7 @@ async fn failing_cert_check(age: u64, valid_for: u64) -> Value {
     assert!(fix.contains(&reissue), "{cert}");
     drop(gw);
     net.stop().await;
-    cert
+    Some(cert)
 }
 
 #[tokio::test]
@@ -208,10 +177,9 @@ async fn doctor_fails_on_a_certificate_close_to_expiry() {
     common::bounded(BOUND, async {
         // A 90-day leaf 85 days old (plus an hour of slack so "5 days" survives the test's own
         // run time): renewal is long overdue; tailscale keeps serving it while renewal fails.
-        let cert = failing_cert_check(85 * DAY - 3_600, 90 * DAY).await;
-        if cert.is_null() {
+        let Some(cert) = failing_cert_check(85 * DAY - 3_600, 90 * DAY).await else {
             return;
-        }
+        };
         assert_eq!(days_left(&cert), 5, "{cert}");
         let detail = cert["detail"].as_str().unwrap();
         assert!(detail.contains("renewal is failing"), "{cert}");
@@ -223,10 +191,9 @@ async fn doctor_fails_on_a_certificate_close_to_expiry() {
 async fn doctor_fails_when_tailscale_refuses_an_expired_certificate() {
     common::bounded(BOUND, async {
         // Expired a day ago: tailscale re-issues synchronously, which fails offline (LocalAPI 500).
-        let cert = failing_cert_check(91 * DAY, 90 * DAY).await;
-        if cert.is_null() {
+        let Some(cert) = failing_cert_check(91 * DAY, 90 * DAY).await else {
             return;
-        }
+        };
         let detail = cert["detail"].as_str().unwrap();
         assert!(detail.contains("500"), "{cert}");
     })

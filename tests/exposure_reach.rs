@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
+use common::doctor;
 use common::testnet::{self, Testnet};
 use common::{call, connect_params, handshake, Device};
 use serde_json::{json, Value};
@@ -26,22 +26,6 @@ async fn set_funnel_cap(net: &Testnet, value: Value) {
     let body = json!({"node": "london", "caps": {"funnel": value}});
     let code = testnet::control_post(net, "/caps", &body).await;
     assert_eq!(code, 204, "POST /caps {body}");
-}
-
-/// `clawgate doctor` (text, or `--json`) against `cfg`; (exit code, stdout).
-fn doctor(cfg: &Path, home: &Path, json_out: bool) -> (i32, String) {
-    let mut args = vec!["doctor", "--config", cfg.to_str().unwrap()];
-    if json_out {
-        args.push("--json");
-    }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clawgate"))
-        .args(&args)
-        .env("HOME", home)
-        .env("OPENCLAW_STATE_DIR", home.join("state"))
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    (code, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Vienna connects over `wss://london.<magicdns>` and (paired) gets hello-ok and a health answer.
@@ -145,18 +129,9 @@ async fn a_revoked_funnel_cap_degrades_public_only_and_the_tailnet_keeps_working
         cfg["gateway"]["auth"] = auth["auth"].clone();
         let cfg_path = home.path().join("openclaw.json");
         std::fs::write(&cfg_path, cfg.to_string()).unwrap();
-        let (code, out) = doctor(&cfg_path, home.path(), true);
-        assert_eq!(code, 1, "{out}");
-        let report: Value = serde_json::from_str(&out).unwrap();
-        let check = |name: &str| {
-            report["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == name)
-                .cloned()
-                .unwrap_or_else(|| panic!("no {name} check: {report}"))
-        };
+        let (code, report) = doctor::run_json(&cfg_path, home.path(), &[]);
+        assert_eq!(code, 1, "{report}");
+        let check = |name| doctor::check(&report, name);
         assert_eq!(check("tailnet reachability")["ok"], true, "{report}");
         let public = check("public reachability");
         assert_eq!(public["ok"], false, "{report}");
@@ -165,7 +140,7 @@ async fn a_revoked_funnel_cap_degrades_public_only_and_the_tailnet_keeps_working
             .as_str()
             .unwrap()
             .contains("last Funnel connection"));
-        let (code, text) = doctor(&cfg_path, home.path(), false);
+        let (code, text) = doctor::run(&cfg_path, home.path(), &[], false);
         assert_eq!(code, 1, "{text}");
         assert!(text.contains("ok   tailnet reachability: ok"), "{text}");
         assert!(
@@ -179,7 +154,7 @@ async fn a_revoked_funnel_cap_degrades_public_only_and_the_tailnet_keeps_working
         let exp = testnet::wait_reach(gw.port, "public", "ok", NOTICE).await;
         assert_eq!(exp["reachability"]["tailnet"]["state"], "ok", "{exp}");
         assert_eq!(exp["tailscale"], "ok", "{exp}");
-        let (code, text) = doctor(&cfg_path, home.path(), false);
+        let (code, text) = doctor::run(&cfg_path, home.path(), &[], false);
         assert!(text.contains("ok   public reachability: ok"), "{text}");
         assert_eq!(code, 0, "{text}");
         drop(gw);

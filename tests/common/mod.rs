@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod doctor;
 pub mod openclaw;
 pub mod testnet;
 
