@@ -41,6 +41,7 @@ fn settings_for_run(over: &Overrides) -> anyhow::Result<(Settings, bool)> {
 }
 
 pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
+    crate::server::fdlimit::raise(); // before the budget reads it (threats.md RL-1)
     let over = overrides(&a);
     let (settings, generated) = settings_for_run(&over)?;
     let identity = Identity::load_or_create(&settings.paths.state_dir)?;

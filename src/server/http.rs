@@ -1,5 +1,5 @@
 //! The HTTP surface on the gateway port: probes (`/health[z]`, `/ready[z]`,
-//! `/startup[z]`), the `Host` allowlist, the pre-auth budget, and the WebSocket
+//! `/startup[z]`), the `Host` allowlist, the pre-auth budget's 503, and the WebSocket
 //! upgrade on any path. Credentials are never read from URLs (threats.md WS-3).
 
 use std::convert::Infallible;
@@ -13,7 +13,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::budget::Refused;
+use super::budget::PermitSlot;
 use super::conn;
 use super::Gateway;
 use crate::auth::Transport;
@@ -44,6 +44,15 @@ fn text(status: StatusCode, ct: &'static str, body: impl Into<Bytes>) -> Resp {
     r.headers_mut()
         .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     r
+}
+
+/// The pre-auth budget's refusal (protocol.md §1: raw 503, this body).
+pub(super) fn too_many_unauthenticated() -> Resp {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/plain",
+        "Too many unauthenticated sockets",
+    )
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Resp {
@@ -183,17 +192,11 @@ fn upgrade(
             )
         }
     };
-    let permit = match gw.budget.acquire(peer.ip()) {
-        Ok(p) => Some(p),
-        Err(Refused::PerIp) => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "Too many unauthenticated sockets",
-            )
-        }
-        Err(Refused::Global) => None,
-    };
+    // The slot taken at accept (listen::serve_http); `None` (closed 1013) if it is missing.
+    let permit = req
+        .extensions()
+        .get::<PermitSlot>()
+        .and_then(PermitSlot::take_for_upgrade);
     let transport = Transport {
         peer: peer.ip(),
         local: local.ip(),

@@ -1,26 +1,29 @@
 //! Listeners: which addresses a bind mode means, binding them (never widening),
 //! and the accept loops that hand connections to hyper.
 //!
-//! Invariant: a requested address that cannot be bound is an error — except
-//! `::1` for `loopback`, which is skipped (with a log line) on hosts without IPv6.
+//! Invariants: a requested address that cannot be bound is an error — except
+//! `::1` for `loopback`, which is skipped (with a log line) on hosts without IPv6. Every
+//! connection takes a pre-auth budget slot before hyper reads a byte ([`serve_http`], threats.md
+//! RL-1); accept errors back off and shed the oldest pre-auth sockets when out of descriptors.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::budget::PermitSlot;
+use super::preauth::{self, AcceptBackoff, PhaseLimits};
 use super::Gateway;
 use crate::config::{BindMode, Settings};
 use crate::exposure::ingress::Via;
 
-/// Pause after a failed `accept` (e.g. out of file descriptors) before retrying.
-const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
-/// hyper's read buffer cap for the HTTP phase (requests are small; the WS has its own).
-const HTTP_BUF: usize = 16 * 1024;
+/// Pre-auth sockets closed per failed `accept` that ran out of file descriptors: enough to let
+/// the listener and an authenticated client's reconnect through, few enough not to empty the
+/// budget on one transient error.
+const SHED_ON_FD_EXHAUSTION: usize = 16;
 
 /// Listen backlog: enough for handshake bursts from benchmarks and reconnect storms.
 pub const BACKLOG: u32 = 1024;
@@ -125,7 +128,8 @@ async fn direct(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {
 }
 
 /// Accepts until the gateway is cancelled, running `on` for each connection on the
-/// gateway's tracker. Accept errors (e.g. EMFILE) are logged and retried after a pause.
+/// gateway's tracker. Accept errors (e.g. EMFILE) back off (bounded, exponential) and are
+/// logged at most once per [`preauth::ACCEPT_LOG_EVERY`].
 pub async fn accept_each<F, Fut>(gw: Arc<Gateway>, l: TcpListener, what: &'static str, on: F)
 where
     F: Fn(Arc<Gateway>, TcpStream, SocketAddr) -> Fut,
@@ -146,25 +150,56 @@ async fn accept_until<F, Fut>(
     F: Fn(Arc<Gateway>, TcpStream, SocketAddr) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let mut backoff = AcceptBackoff::default();
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
             r = l.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    tracing::warn!("{what} accept failed: {e}");
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    continue;
+                    let pause = accept_failed(&gw, &mut backoff, what, &e);
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => continue,
+                    }
                 }
             },
         };
+        backoff.success();
         let _ = stream.set_nodelay(true);
         gw.tracker.spawn(on(gw.clone(), stream, peer));
     }
 }
 
+/// Handles a failed `accept`: sheds pre-auth sockets when out of file descriptors, logs (rate
+/// limited) and returns the pause before the next attempt.
+fn accept_failed(
+    gw: &Gateway,
+    backoff: &mut AcceptBackoff,
+    what: &str,
+    e: &io::Error,
+) -> std::time::Duration {
+    let shed = if preauth::out_of_fds(e) {
+        gw.budget.shed(SHED_ON_FD_EXHAUSTION)
+    } else {
+        0
+    };
+    let f = backoff.failure(tokio::time::Instant::now());
+    if let Some(suppressed) = f.log {
+        tracing::warn!(
+            shed,
+            suppressed,
+            pause = ?f.pause,
+            "{what} accept failed: {e} (closed {shed} unauthenticated sockets; {suppressed} similar failures since the last report)"
+        );
+    }
+    f.pause
+}
+
 /// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it ends or the
-/// gateway shuts down (then gracefully).
+/// gateway shuts down. The connection first takes a pre-auth budget slot keyed by `peer`
+/// (closed at once when refused; answered 503 and closed when admitted as a refusal); the slot
+/// rides in each request's extensions so the upgrade can carry it to `hello-ok`.
 pub async fn serve_http(
     gw: Arc<Gateway>,
     stream: TcpStream,
@@ -172,16 +207,29 @@ pub async fn serve_http(
     local: SocketAddr,
     via: Via,
 ) {
+    let permit = match gw.budget.admit(peer.ip()) {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::debug!(%peer, ?why, "pre-auth budget full: closing at accept");
+            return;
+        }
+    };
+    let limits = PhaseLimits::new(gw.settings.handshake_timeout, permit.is_refusal());
+    let evicted = permit.evicted();
     let cancel = gw.cancel.clone();
-    let svc =
-        service_fn(move |req| super::http::handle_via(gw.clone(), peer, local, via.clone(), req));
-    let conn = hyper::server::conn::http1::Builder::new()
-        .max_buf_size(HTTP_BUF)
-        .serve_connection(TokioIo::new(stream), svc)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
+    if permit.is_refusal() {
+        let svc = service_fn(|_req| async {
+            Ok::<_, std::convert::Infallible>(super::http::too_many_unauthenticated())
+        });
+        preauth::drive(stream, svc, limits, evicted, cancel).await;
+        drop(permit);
+        return;
     }
+    let slot = PermitSlot::new(permit);
+    let svc = service_fn(move |mut req| {
+        req.extensions_mut().insert(slot.clone());
+        let resp = super::http::handle_via(gw.clone(), peer, local, via.clone(), req);
+        async move { resp.await.map(preauth::close_on_refusal) }
+    });
+    preauth::drive(stream, svc, limits, evicted, cancel).await;
 }

@@ -8,6 +8,7 @@
 pub mod admit;
 pub mod budget;
 pub mod conn;
+pub mod fdlimit;
 pub mod guard_io;
 pub mod http;
 pub mod hub;
@@ -16,6 +17,7 @@ pub mod methods;
 pub mod methods_nodes;
 pub mod methods_pairing;
 pub mod nodes;
+pub mod preauth;
 pub mod presence;
 pub mod reload;
 
@@ -67,7 +69,8 @@ impl Gateway {
     ) -> Arc<Gateway> {
         let limiter = RateLimiter::new(&settings.auth.rate_limit);
         let auth = settings.auth.clone();
-        let budget = budget::Budget::new(settings.max_preauth_per_ip, MAX_PENDING_HANDSHAKES);
+        let global = budget::global_cap(MAX_PENDING_HANDSHAKES, fdlimit::soft());
+        let budget = budget::Budget::new(settings.max_preauth_per_ip, global);
         let hosts = host_policy(&settings);
         let hub = hub::Hub::new(presence::Presence::new(Some(self_presence())));
         let exposure = Arc::new(crate::exposure::Exposure::new(

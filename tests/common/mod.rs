@@ -74,7 +74,26 @@ impl Gateway {
     }
 
     pub fn start_in(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Gateway {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
+        Self::start_wrapped(&[], dir, args, env)
+    }
+
+    /// [`Gateway::start_in`] with `wrapper` in front of the binary (e.g. `prlimit --nofile=256:256
+    /// --`, which execs it: `child` is then the gateway itself).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
+        let bin = env!("CARGO_BIN_EXE_clawgate");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("run")
             .args(args)
             .env("HOME", dir.path())

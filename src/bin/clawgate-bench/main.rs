@@ -1,8 +1,9 @@
 //! `clawgate-bench`: the load tool behind `make bench` / `make bench-peer`.
 //!
 //! Subcommands: `floor` (the minimal protocol-shaped server that bounds what the client can
-//! measure), `run` (every scenario against one gateway URL, JSON result) and `report` (side-by-side
-//! Markdown table with ratios from several `run` results). Binary-only code: nothing here is part
+//! measure), `run` (every scenario against one gateway URL, JSON result), `soak` (long churn and
+//! RPC load: p99, RSS drift, fd leaks) and `report` (side-by-side Markdown table with ratios from
+//! several `run` results). Binary-only code: nothing here is part
 //! of the clawgate library. Invariant: a server `run --spawn` starts is stopped before exit.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod procinfo;
 mod report;
 mod run;
 mod scenarios;
+mod soak;
 mod stats;
 
 use std::io::Write as _;
@@ -49,6 +51,8 @@ enum Cmd {
     FreePort,
     /// Run all scenarios against one gateway and print (or write) a JSON result.
     Run(Box<RunArgs>),
+    /// Hold many connections with churn and paced RPC load for a long time (RSS, fds, p99).
+    Soak(Box<soak::SoakArgs>),
     /// Render results of one run as a Markdown table with ratios.
     Report {
         /// JSON files written by `run --json-out`, in column order.
@@ -162,6 +166,7 @@ fn main() -> Result<()> {
         }
         Cmd::Floor { listen } => rt.block_on(serve_floor(&listen)),
         Cmd::Run(args) => rt.block_on(run_cmd(*args, threads)),
+        Cmd::Soak(args) => rt.block_on(soak::command(*args)),
         Cmd::Report {
             results,
             out,

@@ -190,6 +190,11 @@ fn child_map() -> HashMap<u32, Vec<u32>> {
     map
 }
 
+/// Open file descriptors of `pid` (0 when it is gone).
+pub fn fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// Raises the soft open-file limit to the hard limit (1,000 idle connections need > 1,024 fds);
 /// returns the new soft limit. A spawned server inherits it.
 pub fn raise_nofile_limit() -> u64 {

@@ -285,7 +285,7 @@ fn aggregate(key: &str, better: Better, sorted: &[f64]) -> f64 {
 }
 
 /// Polls connect + `health` until it succeeds; returns milliseconds since `started`.
-async fn wait_first_health(
+pub(crate) async fn wait_first_health(
     name: &str,
     target: &Target,
     proc: &mut ServerProcess,

@@ -327,7 +327,7 @@ pub async fn open_many(target: &Target, n: usize) -> Result<Vec<Conn>, ClientErr
         .collect()
 }
 
-async fn close_many(conns: Vec<Conn>) {
+pub async fn close_many(conns: Vec<Conn>) {
     stream::iter(conns)
         .for_each_concurrent(OPEN_CONCURRENCY * 4, Conn::close)
         .await;
