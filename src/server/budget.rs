@@ -260,7 +260,10 @@ mod tests {
         assert_eq!(b.admit(a).err(), Some(Refused::PerIp));
         assert!(!b.admit(ip("10.0.0.2")).unwrap().is_refusal());
         drop(p1);
-        assert!(!b.admit(a).unwrap().is_refusal(), "a freed live slot is reused");
+        assert!(
+            !b.admit(a).unwrap().is_refusal(),
+            "a freed live slot is reused"
+        );
         drop((p2, r1, r2));
         assert_eq!(b.in_use(), 0);
     }
@@ -274,8 +277,14 @@ mod tests {
         let up = b.admit(ip("10.0.0.2")).unwrap();
         up.upgraded();
         let f3 = b.admit(ip("10.0.0.1")).unwrap();
-        assert!(f1.evicted().is_cancelled(), "the flooder's oldest goes first");
-        assert!(!lone.evicted().is_cancelled(), "older, but its IP holds one slot");
+        assert!(
+            f1.evicted().is_cancelled(),
+            "the flooder's oldest goes first"
+        );
+        assert!(
+            !lone.evicted().is_cancelled(),
+            "older, but its IP holds one slot"
+        );
         assert!(!f2.evicted().is_cancelled() && !up.evicted().is_cancelled());
         assert_eq!(b.in_use(), 4);
         drop(f1); // releasing an evicted permit does not free a second slot

@@ -49,6 +49,15 @@ fn serve(
     (client, task)
 }
 
+/// [`serve`] for a live socket under [`HANDSHAKE`] that is never evicted.
+fn live(status: StatusCode) -> (DuplexStream, tokio::task::JoinHandle<(Ended, Duration)>) {
+    serve(
+        PhaseLimits::new(HANDSHAKE, false),
+        status,
+        CancellationToken::new(),
+    )
+}
+
 /// Reads until EOF (the server closed) and returns what arrived.
 async fn read_to_eof(c: &mut DuplexStream) -> String {
     let mut out = Vec::new();
@@ -60,11 +69,7 @@ const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 #[tokio::test(start_paused = true)]
 async fn a_socket_that_never_sends_is_closed_by_the_header_timeout() {
-    let (mut c, task) = serve(
-        PhaseLimits::new(HANDSHAKE, false),
-        StatusCode::OK,
-        CancellationToken::new(),
-    );
+    let (mut c, task) = live(StatusCode::OK);
     assert_eq!(read_to_eof(&mut c).await, "");
     let (ended, took) = task.await.unwrap();
     assert_eq!(ended, Ended::Done);
@@ -73,11 +78,7 @@ async fn a_socket_that_never_sends_is_closed_by_the_header_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slowloris_head_is_closed_by_the_header_timeout() {
-    let (mut c, task) = serve(
-        PhaseLimits::new(HANDSHAKE, false),
-        StatusCode::OK,
-        CancellationToken::new(),
-    );
+    let (mut c, task) = live(StatusCode::OK);
     let trickle = tokio::spawn(async move {
         for b in GET.iter().take(GET.len() - 1) {
             if c.write_all(&[*b]).await.is_err() {
@@ -89,18 +90,21 @@ async fn a_slowloris_head_is_closed_by_the_header_timeout() {
     });
     let (ended, took) = task.await.unwrap();
     assert_eq!(ended, Ended::Done);
-    assert!(took <= HEADER_READ_TIMEOUT + Duration::from_secs(1), "{took:?}");
+    assert!(
+        took <= HEADER_READ_TIMEOUT + Duration::from_secs(1),
+        "{took:?}"
+    );
     let mut c = trickle.await.unwrap();
-    assert_eq!(read_to_eof(&mut c).await, "", "no response to a partial head");
+    assert_eq!(
+        read_to_eof(&mut c).await,
+        "",
+        "no response to a partial head"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_requests_end_at_the_whole_phase_deadline() {
-    let (mut c, task) = serve(
-        PhaseLimits::new(HANDSHAKE, false),
-        StatusCode::OK,
-        CancellationToken::new(),
-    );
+    let (mut c, task) = live(StatusCode::OK);
     let client = tokio::spawn(async move {
         let mut answered = 0;
         let mut buf = [0u8; 4096];
@@ -133,20 +137,26 @@ async fn a_refusal_answers_once_and_closes() {
     c.write_all(GET).await.unwrap();
     let got = read_to_eof(&mut c).await;
     assert!(got.starts_with("HTTP/1.1 503"), "{got}");
-    assert!(got.to_ascii_lowercase().contains("connection: close"), "{got}");
-    assert_eq!(got.matches("HTTP/1.1").count(), 1, "one response only: {got}");
+    assert!(
+        got.to_ascii_lowercase().contains("connection: close"),
+        "{got}"
+    );
+    assert_eq!(
+        got.matches("HTTP/1.1").count(),
+        1,
+        "one response only: {got}"
+    );
     let (ended, took) = task.await.unwrap();
     assert_eq!(ended, Ended::Done);
-    assert!(took < REFUSAL_WINDOW, "closed right after the 503, not at the deadline");
+    assert!(
+        took < REFUSAL_WINDOW,
+        "closed right after the 503, not at the deadline"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn any_4xx_on_a_live_socket_closes_it() {
-    let (mut c, task) = serve(
-        PhaseLimits::new(HANDSHAKE, false),
-        StatusCode::FORBIDDEN,
-        CancellationToken::new(),
-    );
+    let (mut c, task) = live(StatusCode::FORBIDDEN);
     c.write_all(GET).await.unwrap();
     let got = read_to_eof(&mut c).await;
     assert!(got.starts_with("HTTP/1.1 403"), "{got}");
@@ -174,7 +184,13 @@ async fn accept_backoff_doubles_to_its_cap_and_logs_once_per_interval() {
     let mut b = AcceptBackoff::default();
     let t0 = Instant::now();
     let first = b.failure(t0);
-    assert_eq!(first, Failure { pause: ACCEPT_BACKOFF_MIN, log: Some(0) });
+    assert_eq!(
+        first,
+        Failure {
+            pause: ACCEPT_BACKOFF_MIN,
+            log: Some(0)
+        }
+    );
     let pauses: Vec<Duration> = (0..12).map(|_| b.failure(t0).pause).collect();
     assert_eq!(pauses[0], ACCEPT_BACKOFF_MIN * 2);
     assert!(pauses.windows(2).all(|w| w[1] >= w[0]));
@@ -194,5 +210,7 @@ fn limits_never_exceed_the_handshake_timeout() {
     let r = PhaseLimits::new(short, true);
     assert_eq!((r.header_read, r.deadline), (short, short));
     assert!(!out_of_fds(&std::io::Error::other("x")));
-    assert!(out_of_fds(&std::io::Error::from_raw_os_error(nix::libc::EMFILE)));
+    assert!(out_of_fds(&std::io::Error::from_raw_os_error(
+        nix::libc::EMFILE
+    )));
 }

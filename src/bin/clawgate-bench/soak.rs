@@ -193,7 +193,12 @@ async fn churn(
 }
 
 /// Paced `health` calls on one connection until `deadline`.
-async fn calls(mut conn: Conn, rate: f64, deadline: Instant, c: Arc<Counters>) -> (Conn, Latencies) {
+async fn calls(
+    mut conn: Conn,
+    rate: f64,
+    deadline: Instant,
+    c: Arc<Counters>,
+) -> (Conn, Latencies) {
     let mut lat = Latencies::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -238,7 +243,9 @@ fn judge(j: Judged<'_>) -> SoakResult {
         failures.push(format!("RSS drift {drift:.2} % ≥ {RSS_DRIFT_TARGET_PCT} %"));
     }
     if fd_leak != 0 {
-        failures.push(format!("{fd_leak} fds not returned after closing every connection"));
+        failures.push(format!(
+            "{fd_leak} fds not returned after closing every connection"
+        ));
     }
     let errors = j.counters.rpc_errors.load(Ordering::Relaxed);
     if errors > 0 || j.calls == 0 {
@@ -361,8 +368,9 @@ pub async fn command(a: SoakArgs) -> anyhow::Result<()> {
     let result = result?;
     let json = serde_json::to_string_pretty(&result)? + "\n";
     match &a.json_out {
-        Some(path) => std::fs::write(path, &json)
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?
+        }
         None => print!("{json}"),
     }
     eprintln!(
@@ -371,6 +379,10 @@ pub async fn command(a: SoakArgs) -> anyhow::Result<()> {
         result.p99_ms, result.rss_start_kib, result.rss_end_kib, result.rss_drift_pct,
         result.fds_before, result.fds_after_close, result.fd_leak
     );
-    anyhow::ensure!(result.failures.is_empty(), "soak targets missed: {}", result.failures.join("; "));
+    anyhow::ensure!(
+        result.failures.is_empty(),
+        "soak targets missed: {}",
+        result.failures.join("; ")
+    );
     Ok(())
 }
