@@ -236,10 +236,10 @@ fn judge(j: Judged<'_>) -> SoakResult {
     let fd_leak = j.fds_after_close as i64 - j.fds_before as i64;
     let p99 = j.lat.quantile_ms(0.99);
     let mut failures = Vec::new();
-    if !(p99 < P99_TARGET_MS) {
+    if p99.is_nan() || p99 >= P99_TARGET_MS {
         failures.push(format!("p99 {p99:.2} ms ≥ {P99_TARGET_MS} ms"));
     }
-    if !(drift < RSS_DRIFT_TARGET_PCT) {
+    if drift.is_nan() || drift >= RSS_DRIFT_TARGET_PCT {
         failures.push(format!("RSS drift {drift:.2} % ≥ {RSS_DRIFT_TARGET_PCT} %"));
     }
     if fd_leak != 0 {
