@@ -5,6 +5,7 @@
 # it fails when p99 ≥ 10 ms, RSS drift ≥ 5 % or any fd is not returned.
 #
 # Env (all optional): SOAK_SECS (600), SOAK_CONNS (10000), SOAK_CHURN (100 per second),
+#   SOAK_WARMUP (10 s of load before the start sample),
 #   SOAK_ARGS (extra `clawgate-bench soak` flags), BENCH_BIN, CLAWGATE_BIN, BENCH_DIR.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,5 +27,6 @@ mkdir -p "$tmp/home"
   --spawn "env HOME=$tmp/home OPENCLAW_STATE_DIR=$tmp/home/state $CLAWGATE_BIN run --port $port --token $token" \
   --server-log "$BENCH_DIR/clawgate.log" --json-out "$BENCH_DIR/soak.json" \
   --secs "${SOAK_SECS:-600}" --conns "${SOAK_CONNS:-10000}" --churn-per-sec "${SOAK_CHURN:-100}" \
+  --warmup "${SOAK_WARMUP:-10}" \
   "${extra[@]}"
 echo "soak result in $BENCH_DIR/soak.json" >&2

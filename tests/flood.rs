@@ -55,6 +55,14 @@ async fn until_closed(
     }
 }
 
+/// One `GET path` on a fresh socket; [`until_closed`] of its answer.
+async fn request(port: u16, path: &str, bound: Duration) -> (Option<Duration>, String) {
+    let mut s = connect_from(Ipv4Addr::LOCALHOST, port).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    until_closed(s, Instant::now(), bound).await
+}
+
 fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
@@ -156,22 +164,14 @@ async fn refusals_are_answered_then_closed_right_after() {
         drop(held);
         tokio::time::sleep(Duration::from_millis(200)).await;
 
-        let mut s = connect_from(Ipv4Addr::LOCALHOST, gw.port).await.unwrap();
-        s.write_all(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            .await
-            .unwrap();
-        let (closed, got) = until_closed(s, Instant::now(), Duration::from_secs(3)).await;
+        let (closed, got) = request(gw.port, "/nope", Duration::from_secs(3)).await;
         assert!(got.starts_with("HTTP/1.1 404"), "{got}");
         assert!(
             closed.is_some_and(|d| d < Duration::from_millis(500)),
             "404 then close: {closed:?}"
         );
 
-        let mut s = connect_from(Ipv4Addr::LOCALHOST, gw.port).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            .await
-            .unwrap();
-        let (closed, got) = until_closed(s, Instant::now(), Duration::from_secs(1)).await;
+        let (closed, got) = request(gw.port, "/healthz", Duration::from_secs(1)).await;
         assert!(got.starts_with("HTTP/1.1 200"), "{got}");
         assert_eq!(
             closed, None,

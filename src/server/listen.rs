@@ -219,7 +219,8 @@ pub async fn serve_http(
     let cancel = gw.cancel.clone();
     if permit.is_refusal() {
         let svc = service_fn(|_req| async {
-            Ok::<_, std::convert::Infallible>(super::http::too_many_unauthenticated())
+            let r = super::http::too_many_unauthenticated();
+            Ok::<_, std::convert::Infallible>(preauth::close_on_refusal(r))
         });
         preauth::drive(stream, svc, limits, evicted, cancel).await;
         drop(permit);
