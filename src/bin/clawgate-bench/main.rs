@@ -17,6 +17,7 @@ mod report;
 mod run;
 mod scenarios;
 mod soak;
+mod soak_cmd;
 mod stats;
 
 use std::io::Write as _;
@@ -52,7 +53,7 @@ enum Cmd {
     /// Run all scenarios against one gateway and print (or write) a JSON result.
     Run(Box<RunArgs>),
     /// Hold many connections with churn and paced RPC load for a long time (RSS, fds, p99).
-    Soak(Box<soak::SoakArgs>),
+    Soak(Box<soak_cmd::SoakArgs>),
     /// Render results of one run as a Markdown table with ratios.
     Report {
         /// JSON files written by `run --json-out`, in column order.
@@ -166,7 +167,7 @@ fn main() -> Result<()> {
         }
         Cmd::Floor { listen } => rt.block_on(serve_floor(&listen)),
         Cmd::Run(args) => rt.block_on(run_cmd(*args, threads)),
-        Cmd::Soak(args) => rt.block_on(soak::command(*args)),
+        Cmd::Soak(args) => rt.block_on(soak_cmd::command(*args)),
         Cmd::Report {
             results,
             out,
