@@ -18,6 +18,7 @@ use super::conn;
 use super::Gateway;
 use crate::auth::Transport;
 use crate::exposure::ingress::Via;
+use crate::exposure::Origin;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -89,6 +90,11 @@ pub async fn handle_via(
 ) -> Result<Resp, Infallible> {
     let host = header_str(req.headers(), "host").map(str::to_string);
     let host_ok = host_allowed(&gw, host.as_deref(), local, &via);
+    // The request bytes are here, so a userspace tailscaled forward is known by now (§12.1).
+    let origin = match via {
+        Via::Direct => gw.exposure.loopback.classify(peer).await,
+        Via::Ingress(_) => Origin::Direct,
+    };
     if is_upgrade(&req) {
         let refusal = if !host_ok {
             Some("host not allowed".to_string())
@@ -97,7 +103,12 @@ pub async fn handle_via(
         } else {
             None
         };
-        return Ok(upgrade(gw, peer, local, req, host, refusal, via));
+        let from = Source {
+            socket: peer,
+            local,
+            origin,
+        };
+        return Ok(upgrade(gw, from, req, host, refusal, via));
     }
     if !host_ok {
         return Ok(json(
@@ -119,7 +130,7 @@ pub async fn handle_via(
             serde_json::json!({"ok": true, "status": "live"}),
         ),
         "/startup" | "/startupz" => startup(&gw),
-        "/ready" | "/readyz" => readiness(&gw),
+        "/ready" | "/readyz" => readiness(&gw, detail_allowed(peer, &via, &origin)),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     };
     if head {
@@ -128,8 +139,15 @@ pub async fn handle_via(
     Ok(resp)
 }
 
-/// Readiness with the failing checks (503 when not ready), shaped like the reference.
-fn readiness(gw: &Gateway) -> Resp {
+/// Probe details (exposure, addresses) only for a genuinely local caller (protocol.md §20):
+/// a direct loopback peer that is not a userspace tailscaled forward.
+fn detail_allowed(peer: SocketAddr, via: &Via, origin: &Origin) -> bool {
+    matches!(via, Via::Direct) && origin.is_direct() && peer.ip().to_canonical().is_loopback()
+}
+
+/// Readiness with the failing checks (503 when not ready), shaped like the reference; the
+/// exposure report only with `detail`.
+fn readiness(gw: &Gateway, detail: bool) -> Resp {
     let mut failing = Vec::new();
     if gw.cancel.is_cancelled() {
         failing.push("draining");
@@ -143,7 +161,11 @@ fn readiness(gw: &Gateway) -> Resp {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": gw.exposure.report()});
+    let mut body =
+        serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms()});
+    if detail {
+        body["exposure"] = gw.exposure.report();
+    }
     json(status, body)
 }
 
@@ -160,10 +182,16 @@ fn startup(gw: &Gateway) -> Resp {
     json(status, body)
 }
 
+/// Where an upgrade came from: the socket addresses and what the loopback guard said.
+struct Source {
+    socket: SocketAddr,
+    local: SocketAddr,
+    origin: Origin,
+}
+
 fn upgrade(
     gw: Arc<Gateway>,
-    peer: SocketAddr,
-    local: SocketAddr,
+    from: Source,
     mut req: Request<Incoming>,
     host: Option<String>,
     refusal: Option<String>,
@@ -183,7 +211,9 @@ fn upgrade(
             )
         }
     };
-    let permit = match gw.budget.acquire(peer.ip()) {
+    // A forward is attributed to its tailnet node: its own budget and rate-limit bucket.
+    let peer = from.origin.attributed(from.socket.ip());
+    let permit = match gw.budget.acquire(peer) {
         Ok(p) => Some(p),
         Err(Refused::PerIp) => {
             return text(
@@ -195,14 +225,15 @@ fn upgrade(
         Err(Refused::Global) => None,
     };
     let transport = Transport {
-        peer: peer.ip(),
-        local: local.ip(),
+        peer,
+        local: from.local.ip(),
         proxy_headers: PROXY_HEADERS.iter().any(|n| h.contains_key(*n)) || via.peer().is_some(),
         origin: header_str(h, "origin")
             .filter(|o| !o.trim().is_empty())
             .map(str::to_string),
         host,
         proxy_ingress: via.peer().is_some(),
+        loopback_forwarded: !from.origin.is_direct(),
         tailnet: via.peer().cloned(),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Gateway;
 use crate::config::{BindMode, Settings};
 use crate::exposure::ingress::Via;
+use crate::exposure::proxy_sniff::RefuseProxy;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before retrying.
 const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
@@ -120,6 +121,8 @@ pub fn serve_until(gw: &Arc<Gateway>, l: TcpListener, stop: CancellationToken) {
 
 async fn direct(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {
     if let Ok(local) = stream.local_addr() {
+        let exposure = gw.exposure.clone();
+        let stream = RefuseProxy::new(stream, move || exposure.loopback.alert_forged_proxy(peer));
         serve_http(gw, stream, peer, local, Via::Direct).await;
     }
 }
@@ -165,13 +168,15 @@ async fn accept_until<F, Fut>(
 
 /// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it ends or the
 /// gateway shuts down (then gracefully).
-pub async fn serve_http(
+pub async fn serve_http<S>(
     gw: Arc<Gateway>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     via: Via,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let cancel = gw.cancel.clone();
     let svc =
         service_fn(move |req| super::http::handle_via(gw.clone(), peer, local, via.clone(), req));

@@ -389,3 +389,31 @@ where
     .await;
     next(ws).await
 }
+
+impl testnet::Testnet {
+    /// A testnet with the real userspace `tailscaled` as node "daemon" (`None`: skipped, see
+    /// [`daemon::tailscaled_bin`] and [`testnet::testnet_bin`]).
+    pub async fn with_daemon() -> Option<Self> {
+        let tailscaled = daemon::tailscaled_bin()?;
+        Self::start(&["--tailscaled", tailscaled.to_str()?]).await
+    }
+}
+
+/// A gateway (`--token` [`TOKEN`]) supervising its own sidecar as node `name` of a
+/// testnet started with `--sidecar-node name`, with the harness environment.
+pub fn own_sidecar_gateway(net: &testnet::Testnet, name: &str, tsnet: &std::path::Path) -> Gateway {
+    let cfg = json!({"gateway": {"tailscale": testnet::own_sidecar_config(net, name, tsnet)}});
+    let env: Vec<(&str, &str)> = net
+        .manifest
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env)
+}
+
+/// `wss://<fqdn>` from `from` answers with `connect.challenge` (the Serve route works end to end).
+pub async fn assert_challenge(net: &testnet::Testnet, from: &str, fqdn: &str, alpn: &[&str]) {
+    let (mut ws, _) = testnet::wss_to_name(net, from, fqdn, alpn).await.unwrap();
+    assert_eq!(next(&mut ws).await["event"], "connect.challenge");
+}

@@ -24,6 +24,7 @@ fn transport(peer: &str) -> Transport {
         origin: None,
         host: Some("127.0.0.1:18789".into()),
         proxy_ingress: false,
+        loopback_forwarded: false,
         tailnet: None,
     }
 }
@@ -176,6 +177,22 @@ fn remote_failures_lock_out_but_loopback_is_exempt() {
         run(&bad, &browser, &tok, &rl).unwrap_err();
     }
     assert_eq!(code(run(&good, &browser, &tok, &rl)), "AUTH_RATE_LIMITED");
+}
+
+#[test]
+fn a_userspace_forward_on_loopback_is_never_exempt() {
+    let rl = RateLimiter::new(&RateLimitFile::default());
+    let tok = settings(AuthMode::Token);
+    let bad = connect(serde_json::json!({"token":"WRONG"}), serde_json::json!({}));
+    let good = connect(serde_json::json!({"token":"T"}), serde_json::json!({}));
+    let unproven = Transport {
+        loopback_forwarded: true,
+        ..transport("127.0.0.1")
+    };
+    for _ in 0..10 {
+        run(&bad, &unproven, &tok, &rl).unwrap_err();
+    }
+    assert_eq!(code(run(&good, &unproven, &tok, &rl)), "AUTH_RATE_LIMITED");
 }
 
 #[test]
