@@ -143,7 +143,7 @@ fn readiness(gw: &Gateway) -> Resp {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": gw.exposure.report()});
+    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": gw.exposure.report(), "audit": gw.audit.json()});
     json(status, body)
 }
 

@@ -65,6 +65,12 @@ pub fn reload(gw: &Gateway, over: &Overrides) {
     };
     if next.auth.mode == config::AuthMode::Token && next.auth.token.is_none() {
         next.auth.token = config::secrets::read_generated_token(&next.paths.state_dir);
+        let file = config::secrets::token_file(&next.paths.state_dir);
+        next.secret_origins.token = Some(config::secrets::SecretOrigin::StateFile(file));
+        if let Err(e) = config::validate::check_secrets(&next) {
+            tracing::error!("config reload refused, keeping the running configuration: {e}");
+            return;
+        }
     }
     let current = gw.auth();
     if !secrets_differ(&current, &next.auth) {
