@@ -39,12 +39,7 @@ fn settings_for_run(over: &Overrides) -> anyhow::Result<(Settings, bool)> {
                     s.paths.state_dir.display()
                 )
             })?;
-        s.auth.token = Some(tok);
-        s.token_source = TokenSource::StateDir;
-        s.secret_origins.token = Some(secrets::SecretOrigin::StateFile(secrets::token_file(
-            &s.paths.state_dir,
-        )));
-        config::validate::check_secrets(&s)?;
+        secrets::use_generated_token(&mut s, tok)?;
         generated = created;
     }
     Ok((s, generated))

@@ -232,6 +232,14 @@ pub fn load_or_generate_token(state_dir: &Path) -> std::io::Result<(Secret, bool
     Ok((Secret::new(token), true))
 }
 
+/// Makes `s` use the state-dir token (token auth, none configured), checked like any secret.
+pub fn use_generated_token(s: &mut super::Settings, token: Secret) -> Result<(), ConfigError> {
+    s.auth.token = Some(token);
+    s.token_source = TokenSource::StateDir;
+    s.secret_origins.token = Some(SecretOrigin::StateFile(token_file(&s.paths.state_dir)));
+    super::validate::check_secrets(s)
+}
+
 /// Reads the persisted generated token without creating one.
 pub fn read_generated_token(state_dir: &Path) -> Option<Secret> {
     let t = crate::state::read_optional(&token_file(state_dir)).ok()??;

@@ -142,31 +142,7 @@ pub async fn dispatch(gw: &std::sync::Arc<Gateway>, s: &mut Session, text: &str)
         Ok(r) => r,
         Err(e) => return Some(frames::res_err(&e.id, &WireError::invalid(e.message))),
     };
-    let denied = match scopes::method_access(&req.method).filter(|_| {
-        IMPLEMENTED.contains(&req.method.as_ref()) || UNADVERTISED.contains(&req.method.as_ref())
-    }) {
-        None => {
-            let privileged = PRIVILEGED_PREFIXES
-                .iter()
-                .any(|p| req.method.starts_with(p));
-            Some((
-                privileged,
-                WireError::invalid(format!("unknown method: {}", req.method)),
-            ))
-        }
-        Some(access) => match scopes::authorize(access, s.admission.role, &s.admission.scopes) {
-            Ok(()) => None,
-            Err(Denied::Role) => Some((
-                true,
-                WireError::invalid(format!(
-                    "unauthorized role: {} cannot call {}",
-                    s.admission.role.as_str(),
-                    req.method
-                )),
-            )),
-            Err(Denied::Scope(scope)) => Some((true, WireError::missing_scope(scope))),
-        },
-    };
+    let denied = denial(s, &req.method);
     if let Some((counts, e)) = denied {
         if counts {
             s.record_denial(Instant::now());
@@ -206,6 +182,28 @@ pub async fn dispatch(gw: &std::sync::Arc<Gateway>, s: &mut Session, text: &str)
         other => Err(WireError::invalid(format!("unknown method: {other}"))),
     };
     Some(result.unwrap_or_else(|e| frames::res_err(&req.id, &e)))
+}
+
+/// Why this session may not call `method`, and whether it counts toward the breaker
+/// (scope, role, unknown privileged method); `None` when the call is allowed.
+fn denial(s: &Session, method: &str) -> Option<(bool, WireError)> {
+    let served = IMPLEMENTED.contains(&method) || UNADVERTISED.contains(&method);
+    let Some(access) = scopes::method_access(method).filter(|_| served) else {
+        let privileged = PRIVILEGED_PREFIXES.iter().any(|p| method.starts_with(p));
+        return Some((
+            privileged,
+            WireError::invalid(format!("unknown method: {method}")),
+        ));
+    };
+    match scopes::authorize(access, s.admission.role, &s.admission.scopes) {
+        Ok(()) => None,
+        Err(Denied::Role) => {
+            let role = s.admission.role.as_str();
+            let msg = format!("unauthorized role: {role} cannot call {method}");
+            Some((true, WireError::invalid(msg)))
+        }
+        Err(Denied::Scope(scope)) => Some((true, WireError::missing_scope(scope))),
+    }
 }
 
 /// The health snapshot (`health` result and `hello-ok.snapshot.health`).
