@@ -217,7 +217,8 @@ async fn handshake(
             let paired = match super::admit::pair(gw, &connect, &a, t).await {
                 Ok(p) => p,
                 Err(r) => {
-                    tracing::info!(code = ?r.error.detail_code(), "connect held for pairing: {}", r.error.message);
+                    // Throttled: fresh identities can flood pairing requests (RL-5).
+                    crate::throttled_info!(gw.refusal_log, "connect held for pairing", code = ?r.error.detail_code(), "connect held for pairing: {}", r.error.message);
                     return Err(reject(ws, &id, &r).await);
                 }
             };
