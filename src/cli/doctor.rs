@@ -111,6 +111,7 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
     }
     exposure_check(&settings, &exposure, &mut checks);
     reach_checks(&exposure, &mut checks);
+    checks.extend(crate::audit::doctor_checks(&settings, ready.as_ref()));
     let ingress = exposure["ingress"]
         .as_str()
         .and_then(|s| s.parse::<SocketAddr>().ok());

@@ -165,6 +165,7 @@ fn readiness(gw: &Gateway, detail: bool) -> Resp {
         serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms()});
     if detail {
         body["exposure"] = gw.exposure.report();
+        body["audit"] = gw.audit.json();
     }
     json(status, body)
 }
