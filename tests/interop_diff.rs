@@ -12,12 +12,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::openclaw::{json_of, kill_group, node_host, oc, peer_dir};
+use common::openclaw::peer_dir;
 use common::reference::Reference;
 use common::wirediff::{self, Allowed, Diff};
-use common::{bounded, call, handshake, next, open, send, Device, Gateway, Ws, TOKEN};
+use common::{bounded, call, handshake, next, open, send, Gateway, Ws, TOKEN};
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -117,383 +117,72 @@ async fn rec(ws: &mut Ws, a: &mut Answers, case: &str, method: &str, params: Val
     res
 }
 
-/// Every operator method with an empty or unknown target, bad params and a wrong role.
-async fn admin_cases(url: &str, a: &mut Answers) {
-    let mut ws = operator(url, ALL_SCOPES, "connect.hello.admin", a).await;
-    let none = json!({});
-    for m in [
-        "health",
-        "status",
-        "system-presence",
-        "gateway.identity.get",
-        "config.get",
-        "device.pair.list",
-        "node.pair.list",
-        "node.list",
-    ] {
-        rec(&mut ws, a, m, m, none.clone()).await;
-    }
-    let cases: &[(&str, &str, Value)] = &[
-        ("system-event", "system-event", json!({"text": "diff"})),
-        ("system-event.bad-params", "system-event", json!({})),
-        ("node.describe.bad-params", "node.describe", json!({})),
-        (
-            "node.describe.unknown",
-            "node.describe",
-            json!({"nodeId": "nope"}),
-        ),
-        (
-            "device.pair.approve.unknown",
-            "device.pair.approve",
-            json!({"requestId": "nope"}),
-        ),
-        (
-            "device.pair.reject.unknown",
-            "device.pair.reject",
-            json!({"requestId": "nope"}),
-        ),
-        (
-            "device.pair.remove.unknown",
-            "device.pair.remove",
-            json!({"deviceId": "nope"}),
-        ),
-        (
-            "device.pair.rename.unknown",
-            "device.pair.rename",
-            json!({"deviceId": "nope", "label": "x"}),
-        ),
-        (
-            "device.token.rotate.unknown",
-            "device.token.rotate",
-            json!({"deviceId": "nope", "role": "operator"}),
-        ),
-        (
-            "device.token.revoke.unknown",
-            "device.token.revoke",
-            json!({"deviceId": "nope", "role": "operator"}),
-        ),
-        (
-            "device.pair.setupCode.loopback",
-            "device.pair.setupCode",
-            json!({}),
-        ),
-        (
-            "node.pair.approve.unknown",
-            "node.pair.approve",
-            json!({"requestId": "nope"}),
-        ),
-        (
-            "node.pair.reject.unknown",
-            "node.pair.reject",
-            json!({"requestId": "nope"}),
-        ),
-        (
-            "node.pair.remove.unknown",
-            "node.pair.remove",
-            json!({"nodeId": "nope"}),
-        ),
-        (
-            "node.rename.unknown",
-            "node.rename",
-            json!({"nodeId": "nope", "displayName": "x"}),
-        ),
-        (
-            "node.invoke.bad-params",
-            "node.invoke",
-            json!({"nodeId": "nope", "command": "system.which"}),
-        ),
-        (
-            "node.invoke.exec-approvals",
-            "node.invoke",
-            json!({"nodeId": "nope", "command": "system.execApprovals.get", "idempotencyKey": "k0"}),
-        ),
-        (
-            "node.invoke.result.wrong-role",
-            "node.invoke.result",
-            json!({"id": "x", "nodeId": "x", "ok": true}),
-        ),
-        (
-            "node.invoke.progress.wrong-role",
-            "node.invoke.progress",
-            json!({}),
-        ),
-        ("node.event.wrong-role", "node.event", json!({"event": "x"})),
-        ("unknown-method", "no.such.method", json!({})),
-    ];
-    for (case, m, p) in cases {
-        rec(&mut ws, a, case, m, p.clone()).await;
+/// Admin-session cases, one per line: `case method params-json`.
+const ADMIN_CASES: &[&str] = &[
+    r#"health health {}"#,
+    r#"status status {}"#,
+    r#"system-presence system-presence {}"#,
+    r#"gateway.identity.get gateway.identity.get {}"#,
+    r#"config.get config.get {}"#,
+    r#"device.pair.list device.pair.list {}"#,
+    r#"node.pair.list node.pair.list {}"#,
+    r#"node.list node.list {}"#,
+    r#"system-event system-event {"text":"diff"}"#,
+    r#"system-event.bad-params system-event {}"#,
+    r#"node.describe.bad-params node.describe {}"#,
+    r#"node.describe.unknown node.describe {"nodeId":"nope"}"#,
+    r#"device.pair.approve.unknown device.pair.approve {"requestId":"nope"}"#,
+    r#"device.pair.reject.unknown device.pair.reject {"requestId":"nope"}"#,
+    r#"device.pair.remove.unknown device.pair.remove {"deviceId":"nope"}"#,
+    r#"device.pair.rename.unknown device.pair.rename {"deviceId":"nope","label":"x"}"#,
+    r#"device.token.rotate.unknown device.token.rotate {"deviceId":"nope","role":"operator"}"#,
+    r#"device.token.revoke.unknown device.token.revoke {"deviceId":"nope","role":"operator"}"#,
+    r#"device.pair.setupCode.loopback device.pair.setupCode {}"#,
+    r#"node.pair.approve.unknown node.pair.approve {"requestId":"nope"}"#,
+    r#"node.pair.reject.unknown node.pair.reject {"requestId":"nope"}"#,
+    r#"node.pair.remove.unknown node.pair.remove {"nodeId":"nope"}"#,
+    r#"node.rename.unknown node.rename {"nodeId":"nope","displayName":"x"}"#,
+    r#"node.invoke.bad-params node.invoke {"nodeId":"nope","command":"system.which"}"#,
+    r#"node.invoke.exec-approvals node.invoke {"nodeId":"nope","command":"system.execApprovals.get","idempotencyKey":"k0"}"#,
+    r#"node.invoke.result.wrong-role node.invoke.result {"id":"x","nodeId":"x","ok":true}"#,
+    r#"node.invoke.progress.wrong-role node.invoke.progress {}"#,
+    r#"node.event.wrong-role node.event {"event":"x"}"#,
+    r#"unknown-method no.such.method {}"#,
+];
+
+/// Read-only-session cases calling methods that need more (missing scope).
+const READ_ONLY_CASES: &[&str] = &[
+    r#"scope.device.pair.list device.pair.list {}"#,
+    r#"scope.node.pair.list node.pair.list {}"#,
+    r#"scope.system-event system-event {"text":"x"}"#,
+    r#"scope.node.invoke node.invoke {"nodeId":"x","command":"a","idempotencyKey":"k"}"#,
+    r#"scope.device.pair.setupCode device.pair.setupCode {}"#,
+    r#"scope.config.get config.get {}"#,
+];
+
+/// Runs `case method params` lines on one session.
+async fn run_cases(ws: &mut Ws, a: &mut Answers, cases: &[&str]) {
+    for line in cases {
+        let mut it = line.splitn(3, ' ');
+        let (case, method) = (it.next().unwrap(), it.next().unwrap());
+        let params: Value = serde_json::from_str(it.next().unwrap()).unwrap();
+        rec(ws, a, case, method, params).await;
     }
 }
 
-/// A read-only session calling methods that need more (missing scope).
-async fn read_only_cases(url: &str, a: &mut Answers) {
-    let mut ws = operator(url, &["operator.read"], "connect.hello.read", a).await;
-    let cases: &[(&str, &str, Value)] = &[
-        ("scope.device.pair.list", "device.pair.list", json!({})),
-        ("scope.node.pair.list", "node.pair.list", json!({})),
-        ("scope.system-event", "system-event", json!({"text": "x"})),
-        (
-            "scope.node.invoke",
-            "node.invoke",
-            json!({"nodeId": "x", "command": "a", "idempotencyKey": "k"}),
-        ),
-        (
-            "scope.device.pair.setupCode",
-            "device.pair.setupCode",
-            json!({}),
-        ),
-        ("scope.config.get", "config.get", json!({})),
-    ];
-    for (case, m, p) in cases {
-        rec(&mut ws, a, case, m, p.clone()).await;
-    }
-}
-
-/// Polls `f` every 500 ms until it yields, for at most `secs`.
-async fn until<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The connected node's id, from `node.list`.
-async fn connected_node(url: &str) -> Option<String> {
-    let mut ws = operator(url, ALL_SCOPES, "scratch", &mut Answers::new()).await;
-    let v = call(&mut ws, "l", "node.list", json!({})).await;
-    v["payload"]["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["connected"] == true)
-        .and_then(|n| n["nodeId"].as_str().map(str::to_string))
-}
-
-/// The pending node-surface request id, from `node.pair.list`.
-async fn pending_surface(url: &str) -> Option<String> {
-    let mut ws = operator(url, ALL_SCOPES, "scratch", &mut Answers::new()).await;
-    let v = call(&mut ws, "p", "node.pair.list", json!({})).await;
-    v["payload"]["pending"].as_array()?.first()?["requestId"]
-        .as_str()
-        .map(str::to_string)
-}
-
-/// The real node host's life on one gateway: silent local pairing, surface approval, invokes
-/// (over the wire and through the real `openclaw nodes invoke --json`), rename, disconnect,
-/// removal. Returns the CLI's printed `payload`.
-async fn node_host_cases(dir: &Path, url: &str, port: u16, a: &mut Answers) -> Value {
-    let home = tempfile::tempdir().unwrap();
-    let mut host = node_host(dir, home.path(), None, "127.0.0.1", port, TOKEN);
-    let node_id = until("node host to connect", 120, || connected_node(url)).await;
-    let rid = until("node surface request", 60, || pending_surface(url)).await;
-    let mut ws = operator(url, ALL_SCOPES, "scratch", &mut Answers::new()).await;
-    rec(
-        &mut ws,
-        a,
-        "node.list.pending-surface",
-        "node.list",
-        json!({}),
-    )
-    .await;
-    rec(
-        &mut ws,
-        a,
-        "node.pair.list.pending",
-        "node.pair.list",
-        json!({}),
-    )
-    .await;
-    rec(
-        &mut ws,
-        a,
-        "device.pair.list.node",
-        "device.pair.list",
-        json!({}),
-    )
-    .await;
-    rec(
-        &mut ws,
-        a,
-        "node.pair.approve",
-        "node.pair.approve",
-        json!({"requestId": rid}),
-    )
-    .await;
-    let id = json!({"nodeId": node_id});
-    rec(
-        &mut ws,
-        a,
-        "node.pair.list.approved",
-        "node.pair.list",
-        json!({}),
-    )
-    .await;
-    rec(
-        &mut ws,
-        a,
-        "node.describe.approved",
-        "node.describe",
-        id.clone(),
-    )
-    .await;
-    let invoke = json!({"nodeId": node_id, "command": "system.which", "params": {"bins": ["sh"]}, "idempotencyKey": "diff-1", "timeoutMs": 15000});
-    rec(
-        &mut ws,
-        a,
-        "node.invoke.system.which",
-        "node.invoke",
-        invoke,
-    )
-    .await;
-    let (d, u, n) = (dir.to_path_buf(), url.to_string(), node_id.clone());
-    let cli = tokio::task::spawn_blocking(move || cli_invoke(&d, &u, &n))
-        .await
-        .unwrap();
-    put(a, "cli.nodes.invoke", cli.clone());
-    let rename = json!({"nodeId": node_id, "displayName": "diff-node"});
-    rec(&mut ws, a, "node.rename", "node.rename", rename).await;
-    let label = json!({"deviceId": node_id, "label": "diff-node"});
-    rec(
-        &mut ws,
-        a,
-        "device.pair.rename",
-        "device.pair.rename",
-        label,
-    )
-    .await;
-    kill_group(&mut host);
-    until("node host to disconnect", 30, || async {
-        connected_node(url).await.is_none().then_some(())
-    })
-    .await;
-    let invoke = json!({"nodeId": node_id, "command": "system.which", "params": {"bins": ["sh"]}, "idempotencyKey": "diff-2"});
-    rec(
-        &mut ws,
-        a,
-        "node.invoke.disconnected",
-        "node.invoke",
-        invoke,
-    )
-    .await;
-    rec(&mut ws, a, "node.list.disconnected", "node.list", json!({})).await;
-    rec(&mut ws, a, "node.pair.remove", "node.pair.remove", id).await;
-    rec(
-        &mut ws,
-        a,
-        "device.pair.list.after-node-remove",
-        "device.pair.list",
-        json!({}),
-    )
-    .await;
-    let dev = json!({"deviceId": node_id});
-    rec(
-        &mut ws,
-        a,
-        "device.pair.remove.after-node-remove",
-        "device.pair.remove",
-        dev,
-    )
-    .await;
-    cli["payload"].clone()
-}
-
-/// `openclaw nodes invoke --json` of `system.which sh` against `url`.
-fn cli_invoke(dir: &Path, url: &str, node_id: &str) -> Value {
-    let home = tempfile::tempdir().unwrap();
-    let args = [
-        "nodes",
-        "invoke",
-        "--node",
-        node_id,
-        "--command",
-        "system.which",
-        "--params",
-        r#"{"bins":["sh"]}"#,
-        "--url",
-        url,
-        "--token",
-        TOKEN,
-        "--json",
-    ];
-    let o = oc(dir, home.path(), &args);
-    assert!(
-        o.status.success(),
-        "{url}: openclaw nodes invoke: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    json_of(&o)
-}
-
-/// Node-role methods from our own signed node device (silently paired on loopback).
-async fn node_role_cases(url: &str, a: &mut Answers) {
-    let d = Device::new();
-    let extra = json!({"commands": [], "caps": []});
-    let (mut ws, res) = d
-        .connect(
-            url,
-            &[],
-            "node",
-            ("node-host", "node"),
-            &[],
-            json!({"token": TOKEN}),
-            extra,
-        )
-        .await;
-    assert_eq!(res["ok"], true, "{url} node connect: {res}");
-    put(a, "connect.hello.node", res);
-    let cases: &[(&str, &str, Value)] = &[
-        (
-            "node.event",
-            "node.event",
-            json!({"event": "node.presence.alive", "payload": {"trigger": "manual"}}),
-        ),
-        (
-            "node.invoke.result.unknown",
-            "node.invoke.result",
-            json!({"id": "nope", "nodeId": d.id, "ok": true, "payloadJSON": "{}"}),
-        ),
-        (
-            "node.invoke.result.other-node",
-            "node.invoke.result",
-            json!({"id": "nope", "nodeId": "other", "ok": true}),
-        ),
-        (
-            "node.invoke.progress",
-            "node.invoke.progress",
-            json!({"invokeId": "nope", "nodeId": d.id, "seq": 1, "chunk": "x"}),
-        ),
-        ("node.wrong-role.status", "status", json!({})),
-    ];
-    for (case, m, p) in cases {
-        rec(&mut ws, a, case, m, p.clone()).await;
-    }
-    // Leave no paired test device behind the next phases' lists.
-    let mut op = operator(url, ALL_SCOPES, "scratch", &mut Answers::new()).await;
-    drop(ws);
-    let _ = call(
-        &mut op,
-        "rm",
-        "device.pair.remove",
-        json!({"deviceId": d.id}),
-    )
-    .await;
-}
+#[path = "interop_diff/nodes.rs"]
+mod nodes;
 
 /// The whole sequence against one gateway; returns its answers and the CLI's invoke payload.
 async fn script(dir: &Path, url: String, port: u16) -> (Answers, Value) {
     let mut a = Answers::new();
     preauth_cases(&url, &mut a).await;
-    admin_cases(&url, &mut a).await;
-    read_only_cases(&url, &mut a).await;
-    node_role_cases(&url, &mut a).await;
-    let payload = node_host_cases(dir, &url, port, &mut a).await;
+    let mut ws = operator(&url, ALL_SCOPES, "connect.hello.admin", &mut a).await;
+    run_cases(&mut ws, &mut a, ADMIN_CASES).await;
+    let mut ws = operator(&url, &["operator.read"], "connect.hello.read", &mut a).await;
+    run_cases(&mut ws, &mut a, READ_ONLY_CASES).await;
+    nodes::node_role_cases(&url, &mut a).await;
+    let payload = nodes::node_host_cases(dir, &url, port, &mut a).await;
     (a, payload)
 }
 
