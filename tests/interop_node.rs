@@ -139,6 +139,8 @@ fn node_host_over_loopback_is_paired_approved_and_invocable() {
     );
     let v = json_of(&o);
     let which: Value = serde_json::from_str(v["payloadJSON"].as_str().unwrap()).unwrap();
+    // The printed result object is the parsed payloadJSON, as the reference gateway answers.
+    assert_eq!(v["payload"], which, "{v}");
     assert!(
         which["bins"]["sh"].as_str().unwrap().ends_with("/sh"),
         "{v}"
