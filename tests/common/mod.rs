@@ -368,6 +368,19 @@ pub fn attached_gateway(
     Gateway::with_config(&cfg, &all, &[])
 }
 
+/// Starts the real gateway (shared token, ephemeral port) supervising its own `clawgate-tsnet` as
+/// the testnet's pre-authorised sidecar node `name`, with the tailnet's offline environment.
+pub fn own_sidecar_gateway(net: &testnet::Testnet, name: &str, tsnet: &std::path::Path) -> Gateway {
+    let cfg = json!({"gateway": {"tailscale": testnet::own_sidecar_config(net, name, tsnet)}});
+    let env: Vec<(&str, &str)> = net
+        .manifest
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env)
+}
+
 /// Signed `operator.read` connect (client `cli`) over an open socket with `auth`; returns the
 /// `connect` response.
 pub async fn signed_operator<S>(ws: &mut WebSocketStream<S>, d: &Device, auth: Value) -> Value
