@@ -219,7 +219,7 @@ async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
         };
         let m = &net.manifest;
         let sc = &m.sidecars["gw"];
-        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet);
+        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet, serde_json::json!({}));
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         let (mut ws, _) = testnet::wss_to_name(&net, "vienna", &sc.fqdn, &[])
             .await

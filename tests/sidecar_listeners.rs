@@ -111,7 +111,7 @@ async fn sidecar_host_listeners_are_loopback_except_a_peerapi_that_refuses_non_p
             return;
         };
         let m = &net.manifest;
-        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet);
+        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet, serde_json::json!({}));
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         let sidecar = common::daemon::children(gw.child.id());
         assert_eq!(sidecar.len(), 1, "one sidecar child: {sidecar:?}");

@@ -369,9 +369,18 @@ pub fn attached_gateway(
 }
 
 /// Starts the real gateway (shared token, ephemeral port) supervising its own `clawgate-tsnet` as
-/// the testnet's pre-authorised sidecar node `name`, with the tailnet's offline environment.
-pub fn own_sidecar_gateway(net: &testnet::Testnet, name: &str, tsnet: &std::path::Path) -> Gateway {
-    let cfg = json!({"gateway": {"tailscale": testnet::own_sidecar_config(net, name, tsnet)}});
+/// the testnet's pre-authorised sidecar node `name`, with the tailnet's offline environment and
+/// `extra` merged into `gateway`.
+pub fn own_sidecar_gateway(
+    net: &testnet::Testnet,
+    name: &str,
+    tsnet: &std::path::Path,
+    extra: Value,
+) -> Gateway {
+    let mut cfg = json!({"gateway": {"tailscale": testnet::own_sidecar_config(net, name, tsnet)}});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        cfg["gateway"][k] = v;
+    }
     let env: Vec<(&str, &str)> = net
         .manifest
         .env

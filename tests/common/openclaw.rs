@@ -98,6 +98,20 @@ pub fn with_hosts_and_ca(cmd: &Command, hosts: &Path, ca: &Path) -> Command {
     c
 }
 
+/// `openclaw nodes invoke` of `system.which sh` on `node` (append `--url`/`--token`/`--json`).
+pub fn invoke_which_sh(node: &str) -> Vec<&str> {
+    let params = r#"{"bins":["sh"]}"#;
+    let cmd = [
+        "nodes",
+        "invoke",
+        "--node",
+        node,
+        "--command",
+        "system.which",
+    ];
+    [&cmd[..], &["--params", params]].concat()
+}
+
 pub fn oc(dir: &Path, home: &Path, args: &[&str]) -> Output {
     command(dir, home, None, args)
         .output()

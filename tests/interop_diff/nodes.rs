@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::common::openclaw::{json_of, kill_group, node_host, oc};
+use super::common::openclaw::{invoke_which_sh, json_of, kill_group, node_host, oc};
 use super::common::{call, Device, TOKEN};
 use super::{operator, put, rec, Answers, ALL_SCOPES};
 
@@ -169,21 +169,8 @@ pub async fn node_host_cases(dir: &Path, url: &str, port: u16, a: &mut Answers) 
 /// `openclaw nodes invoke --json` of `system.which sh` against `url`.
 fn cli_invoke(dir: &Path, url: &str, node_id: &str) -> Value {
     let home = tempfile::tempdir().unwrap();
-    let args = [
-        "nodes",
-        "invoke",
-        "--node",
-        node_id,
-        "--command",
-        "system.which",
-        "--params",
-        r#"{"bins":["sh"]}"#,
-        "--url",
-        url,
-        "--token",
-        TOKEN,
-        "--json",
-    ];
+    let tail = ["--url", url, "--token", TOKEN, "--json"];
+    let args = [invoke_which_sh(node_id), tail.to_vec()].concat();
     let o = oc(dir, home.path(), &args);
     assert!(
         o.status.success(),
