@@ -14,17 +14,12 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::openclaw::{
-    command, invoke_which_sh, json_of, kill_group, peer_dir, with_hosts_and_ca,
-};
+use common::openclaw::{invoke_which_sh, json_of, peer_dir};
 use common::testnet::{self, Testnet};
-use common::TOKEN;
-use serde_json::{json, Value};
+use common::vienna::{forwarder, text, until, Killed, LogOnPanic, Vienna};
+use serde_json::json;
 
 const BOUND: Duration = Duration::from_secs(300);
 const SIDECAR: &str = "london-gw";
@@ -35,165 +30,6 @@ const OPERATOR: &[&str] = &[
     "operator.pairing",
     "operator.admin",
 ];
-
-/// Accepts on 127.0.0.1:<random> and pipes each connection through `via`'s SOCKS5 to `host:443`.
-async fn forwarder(net: &Testnet, via: &str, host: &str) -> u16 {
-    let s = net.node(via).socks5.as_ref().expect("SOCKS5");
-    let proxy: std::net::SocketAddr = s.address.parse().unwrap();
-    let auth = s.username.clone().zip(s.password.clone());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let host = host.to_string();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = l.accept().await {
-            let (auth, host) = (auth.clone(), host.clone());
-            tokio::spawn(async move {
-                let target = (host.as_str(), 443);
-                let up = match &auth {
-                    Some((u, p)) => {
-                        tokio_socks::tcp::Socks5Stream::connect_with_password(proxy, target, u, p)
-                            .await
-                    }
-                    None => tokio_socks::tcp::Socks5Stream::connect(proxy, target).await,
-                };
-                if let Ok(mut up) = up {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut up).await;
-                }
-            });
-        }
-    });
-    port
-}
-
-/// Where the real programs run: a HOME with a hosts file mapping the gateway's name to loopback.
-struct Vienna {
-    dir: PathBuf,
-    home: tempfile::TempDir,
-    ca: PathBuf,
-    fqdn: String,
-    port: u16,
-}
-
-impl Vienna {
-    fn url(&self) -> String {
-        format!("wss://{}:{}", self.fqdn, self.port)
-    }
-
-    /// `openclaw <args>` with its state in `home` (the CLI and the node host are separate installs).
-    fn cmd(&self, home: &Path, args: &[&str]) -> std::process::Command {
-        let hosts = home.join("hosts");
-        let map = format!("127.0.0.1 localhost\n127.0.0.1 {}\n", self.fqdn);
-        std::fs::write(&hosts, map).unwrap();
-        with_hosts_and_ca(&command(&self.dir, home, None, args), &hosts, &self.ca)
-    }
-
-    /// A CLI command over wss with the shared token (blocking; run under `block_in_place`).
-    fn oc(&self, args: &[&str]) -> Output {
-        let url = self.url();
-        let all = [args, &["--url", url.as_str(), "--token", TOKEN]].concat();
-        tokio::task::block_in_place(|| {
-            self.cmd(self.home.path(), &all)
-                .output()
-                .expect("run openclaw")
-        })
-    }
-
-    /// `args --json`; when the CLI's own device (created on its first signed connect) gets
-    /// `PAIRING_REQUIRED`, it is approved on london — as a user would — and the command retried.
-    fn json(&self, gw: &common::Gateway, args: &[&str]) -> Value {
-        let args = [args, &["--json"]].concat();
-        let mut o = self.oc(&args);
-        let out = text(&o);
-        if let Some(rid) = out
-            .split("requestId: ")
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-        {
-            approve_on_london(gw, rid);
-            o = self.oc(&args);
-        }
-        assert!(o.status.success(), "openclaw {args:?}: {}", text(&o));
-        // Some commands print a bare array (`nodes status`).
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| json_of(&o))
-    }
-
-    fn node_host(&self, home: &Path, log: &Path) -> Child {
-        let port = self.port.to_string();
-        let args = [
-            "node",
-            "run",
-            "--host",
-            &self.fqdn,
-            "--port",
-            &port,
-            "--tls",
-            "--display-name",
-            "vienna-node",
-        ];
-        let log = std::fs::File::create(log).unwrap();
-        self.cmd(home, &args)
-            .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .process_group(0)
-            .spawn()
-            .expect("spawn node host")
-    }
-}
-
-/// `clawgate devices approve <rid>` on the gateway host, over its loopback port.
-fn approve_on_london(gw: &common::Gateway, rid: &str) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_clawgate"))
-        .args([
-            "devices",
-            "approve",
-            rid,
-            "--url",
-            &gw.url(),
-            "--token",
-            TOKEN,
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "clawgate devices approve: {}", text(&o));
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Prints the node host's log when the test fails while it runs.
-struct LogOnPanic(PathBuf);
-impl Drop for LogOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.0).unwrap_or_default();
-            eprintln!("node host log:\n{log}");
-        }
-    }
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        kill_group(&mut self.0);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_node_host_and_cli_over_serve_from_a_tailnet_peer() {
@@ -216,13 +52,13 @@ async fn real_node_host_and_cli_over_serve_from_a_tailnet_peer() {
         let gw = common::own_sidecar_gateway(&net, SIDECAR, &tsnet, auth);
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         let fqdn = net.manifest.sidecars[SIDECAR].fqdn.clone();
-        let port = forwarder(&net, "vienna", &fqdn).await;
+        let at = forwarder(&net, "vienna", &fqdn, "127.0.0.1:0".parse().unwrap()).await;
         let v = Vienna {
             dir,
             home: tempfile::tempdir().unwrap(),
             ca: net.manifest.ca_cert_path.clone(),
             fqdn,
-            port,
+            at,
         };
 
         let o = v.oc(&["gateway", "health"]);

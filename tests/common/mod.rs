@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod openclaw;
 pub mod reference;
 pub mod testnet;
+pub mod vienna;
 pub mod wirediff;
 
 use std::io::{BufRead, BufReader};
