@@ -17,8 +17,8 @@ mod common;
 use std::time::Duration;
 
 use common::openclaw::{invoke_which_sh, json_of, peer_dir};
-use common::testnet::{self, Testnet};
-use common::vienna::{forwarder, text, until, Killed, LogOnPanic, Vienna};
+use common::testnet;
+use common::vienna::{forwarder, tailnet_with_sidecar, text, until, Killed, LogOnPanic, Vienna};
 use serde_json::json;
 
 const BOUND: Duration = Duration::from_secs(300);
@@ -35,14 +35,7 @@ const OPERATOR: &[&str] = &[
 async fn real_node_host_and_cli_over_serve_from_a_tailnet_peer() {
     let Some(dir) = peer_dir() else { return };
     common::bounded(BOUND, async {
-        let Some(tsnet) = testnet::tsnet_bin() else {
-            assert!(
-                std::env::var(testnet::ENV_REQUIRE).as_deref() != Ok("1"),
-                "clawgate-tsnet missing"
-            );
-            return eprintln!("SKIPPED: clawgate-tsnet not found");
-        };
-        let Some(net) = Testnet::start(&["--sidecar-node", SIDECAR]).await else {
+        let Some((net, tsnet)) = tailnet_with_sidecar(SIDECAR).await else {
             return;
         };
         // vienna's verified login gets the operator scopes it asks for (connection-only): the

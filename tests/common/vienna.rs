@@ -17,6 +17,20 @@ use super::openclaw::{command, json_of, kill_group, with_hosts_and_ca};
 use super::testnet::Testnet;
 use super::TOKEN;
 
+/// The offline tailnet with sidecar node `name` pre-authorised, and the `clawgate-tsnet` binary;
+/// `None` (the caller skips) when either is missing, a panic for a missing sidecar binary when
+/// `CLAWGATE_REQUIRE_TESTNET=1`.
+pub async fn tailnet_with_sidecar(name: &str) -> Option<(Testnet, PathBuf)> {
+    let Some(tsnet) = super::testnet::tsnet_bin() else {
+        let required = std::env::var(super::testnet::ENV_REQUIRE).as_deref() == Ok("1");
+        assert!(!required, "clawgate-tsnet missing: run make sidecar");
+        eprintln!("SKIPPED: clawgate-tsnet not found");
+        return None;
+    };
+    let net = Testnet::start(&["--sidecar-node", name]).await?;
+    Some((net, tsnet))
+}
+
 /// Accepts on `bind` and pipes each connection through `via`'s SOCKS5 to `host:443`; returns the
 /// bound address (`bind` may carry port 0).
 pub async fn forwarder(net: &Testnet, via: &str, host: &str, bind: SocketAddr) -> SocketAddr {
