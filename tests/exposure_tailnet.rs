@@ -218,7 +218,7 @@ async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
             return;
         };
         let sc = &net.manifest.sidecars["gw"];
-        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet);
+        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet, serde_json::json!({}));
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         common::assert_challenge(&net, "vienna", &sc.fqdn, &[]).await;
 

@@ -267,7 +267,7 @@ async fn the_sidecar_forwards_nothing_to_host_loopback() {
             return;
         };
         let fqdn = net.manifest.sidecars["gw"].fqdn.clone();
-        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet);
+        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet, json!({}));
         let exp = testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         assert_eq!(exp["loopback"]["state"], "local-only", "{exp}");
         let ingress: std::net::SocketAddr = exp["ingress"].as_str().unwrap().parse().unwrap();

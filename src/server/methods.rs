@@ -224,6 +224,8 @@ fn status(gw: &Gateway, s: &Session) -> Value {
     let mut v = json!({
         "ok": true,
         "version": env!("CARGO_PKG_VERSION"),
+        // The reference's name for the same value.
+        "runtimeVersion": env!("CARGO_PKG_VERSION"),
         "uptimeMs": gw.uptime_ms(),
         "connections": {"operators": operators, "nodes": nodes},
         "presence": gw.hub.presence.state_version(),

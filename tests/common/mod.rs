@@ -5,7 +5,10 @@
 pub mod daemon;
 pub mod doctor;
 pub mod openclaw;
+pub mod reference;
 pub mod testnet;
+pub mod vienna;
+pub mod wirediff;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -366,6 +369,28 @@ pub fn attached_gateway(
     Gateway::with_config(&cfg, &all, &[])
 }
 
+/// Starts the real gateway (shared token, ephemeral port) supervising its own `clawgate-tsnet` as
+/// the testnet's pre-authorised sidecar node `name`, with the tailnet's offline environment and
+/// `extra` merged into `gateway`.
+pub fn own_sidecar_gateway(
+    net: &testnet::Testnet,
+    name: &str,
+    tsnet: &std::path::Path,
+    extra: Value,
+) -> Gateway {
+    let mut cfg = json!({"gateway": {"tailscale": testnet::own_sidecar_config(net, name, tsnet)}});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        cfg["gateway"][k] = v;
+    }
+    let env: Vec<(&str, &str)> = net
+        .manifest
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env)
+}
+
 /// Signed `operator.read` connect (client `cli`) over an open socket with `auth`; returns the
 /// `connect` response.
 pub async fn signed_operator<S>(ws: &mut WebSocketStream<S>, d: &Device, auth: Value) -> Value
@@ -397,19 +422,6 @@ impl testnet::Testnet {
         let tailscaled = daemon::tailscaled_bin()?;
         Self::start(&["--tailscaled", tailscaled.to_str()?]).await
     }
-}
-
-/// A gateway (`--token` [`TOKEN`]) supervising its own sidecar as node `name` of a
-/// testnet started with `--sidecar-node name`, with the harness environment.
-pub fn own_sidecar_gateway(net: &testnet::Testnet, name: &str, tsnet: &std::path::Path) -> Gateway {
-    let cfg = json!({"gateway": {"tailscale": testnet::own_sidecar_config(net, name, tsnet)}});
-    let env: Vec<(&str, &str)> = net
-        .manifest
-        .env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env)
 }
 
 /// `wss://<fqdn>` from `from` answers with `connect.challenge` (the Serve route works end to end).
