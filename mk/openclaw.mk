@@ -5,6 +5,6 @@ DEPS_TARGETS += deps-openclaw
 deps-openclaw:
 	bash scripts/install-openclaw.sh
 
-## make interop: the real OpenClaw CLI against clawgate.
+## make interop: the real OpenClaw CLI, node host and reference gateway against clawgate.
 interop: deps-openclaw
-	CLAWGATE_REQUIRE_INTEROP=1 OPENCLAW_PEER_DIR=$(CACHE_DIR)/oc $(CARGO) test --release --test interop_openclaw -- --test-threads=2
+	CLAWGATE_REQUIRE_INTEROP=1 OPENCLAW_PEER_DIR=$(CACHE_DIR)/oc $(CARGO) test --release --test interop_openclaw --test interop_node --test interop_diff --test interop_serve --test interop_setup_code --test interop_funnel -- --test-threads=2

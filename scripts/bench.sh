@@ -41,7 +41,8 @@ else
   report=${report:-$BENCH_DIR/BENCHMARKS.md}
   BENCH_COMMAND=${BENCH_COMMAND:-make bench}
 fi
-token=bench-$RANDOM$RANDOM
+# A strong token: clawgate refuses weak secrets on every bind (threats.md EX-1).
+token=bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n")
 mkdir -p "$BENCH_DIR"
 tmp=$(mktemp -d /tmp/clawgate-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

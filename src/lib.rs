@@ -1,6 +1,7 @@
 //! clawgate: a Tailscale-first gateway for the OpenClaw gateway protocol v4.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -174,7 +174,7 @@ fn bench_measures_node_invoke_and_pairing_against_clawgate() {
     let port = free_port();
     let home = dir.path().join("home");
     let spawn = format!(
-        "env HOME={h} OPENCLAW_STATE_DIR={h}/state {bin} run --port {port} --token smoke-token",
+        "env HOME={h} OPENCLAW_STATE_DIR={h}/state {bin} run --port {port} --token smoke-token-0123456789",
         h = home.display(),
         bin = env!("CARGO_BIN_EXE_clawgate"),
     );
@@ -185,7 +185,7 @@ fn bench_measures_node_invoke_and_pairing_against_clawgate() {
         "1",
         "run",
         "--token",
-        "smoke-token",
+        "smoke-token-0123456789",
         "--duration",
         "0.2",
         "--warmup",

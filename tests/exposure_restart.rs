@@ -51,11 +51,10 @@ async fn wss_from_vienna(net: &Testnet, fqdn: &str, bound: Duration) -> testnet:
 #[tokio::test]
 async fn route_is_back_within_5s_after_tailscaled_is_restarted() {
     common::bounded(BOUND, async {
-        let Some(tailscaled) = daemon::tailscaled_bin() else {
+        let Some(net) = Testnet::with_daemon().await else {
             return;
         };
-        let Some(net) = Testnet::start(&["--tailscaled", tailscaled.to_str().unwrap()]).await
-        else {
+        let Some(tailscaled) = daemon::tailscaled_bin() else {
             return;
         };
         let node = net.node("daemon");

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::testnet::{self, Testnet};
-use common::{call, next, send, Device, Gateway, TOKEN};
+use common::{call, next, send, Device, TOKEN};
 use serde_json::{json, Value};
 
 /// Bound on a whole test.
@@ -217,21 +217,10 @@ async fn route_is_back_within_5s_after_the_sidecar_is_killed() {
         let Some(net) = Testnet::start(&["--sidecar-node", "gw"]).await else {
             return;
         };
-        let m = &net.manifest;
-        let sc = &m.sidecars["gw"];
-        let cfg =
-            json!({"gateway": {"tailscale": testnet::own_sidecar_config(&net, "gw", &tsnet)}});
-        let env: Vec<(&str, &str)> = m
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let gw = Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env);
+        let sc = &net.manifest.sidecars["gw"];
+        let gw = common::own_sidecar_gateway(&net, "gw", &tsnet, serde_json::json!({}));
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
-        let (mut ws, _) = testnet::wss_to_name(&net, "vienna", &sc.fqdn, &[])
-            .await
-            .unwrap();
-        assert_eq!(next(&mut ws).await["event"], "connect.challenge");
+        common::assert_challenge(&net, "vienna", &sc.fqdn, &[]).await;
 
         let sidecar = common::daemon::children(gw.child.id());
         assert_eq!(sidecar.len(), 1, "one sidecar child: {sidecar:?}");

@@ -399,14 +399,19 @@ async fn changing_the_shared_token_closes_shared_secret_sessions_4001() {
     )
     .await;
     assert_eq!(res["ok"], true);
-    // An invalid edit is refused and the running config stays.
-    std::fs::write(&cfg, r#"{ gateway: { bogus: 1 } }"#).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let mut ws = open(&gw.url(), &[]).await;
-    let (_, res) = handshake(
-        &mut ws,
-        connect_params(json!({"token": "a-brand-new-token-0123456789"}), &[]),
-    )
-    .await;
-    assert_eq!(res["ok"], true);
+    // An invalid edit, or a weak new secret (EX-1), is refused and the running config stays.
+    for bad in [
+        r#"{ gateway: { bogus: 1 } }"#,
+        r#"{ gateway: { auth: { token: "abc" } } }"#,
+    ] {
+        std::fs::write(&cfg, bad).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let mut ws = open(&gw.url(), &[]).await;
+        let (_, res) = handshake(
+            &mut ws,
+            connect_params(json!({"token": "a-brand-new-token-0123456789"}), &[]),
+        )
+        .await;
+        assert_eq!(res["ok"], true, "after {bad}: {res}");
+    }
 }

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::openclaw::{json_of, node_host, oc, peer_dir};
+use common::openclaw::{invoke_which_sh, json_of, node_host, oc, peer_dir};
 use common::{Gateway, TOKEN};
 use serde_json::Value;
 
@@ -119,26 +119,16 @@ fn node_host_over_loopback_is_paired_approved_and_invocable() {
         "{}",
         String::from_utf8_lossy(&o.stdout)
     );
-    let o = oc(
-        &dir,
-        ocl.path(),
-        &[
-            "nodes",
-            "invoke",
-            "--node",
-            &node_id,
-            "--command",
-            "system.which",
-            "--params",
-            r#"{"bins":["sh"]}"#,
-            "--url",
-            &url,
-            "--token",
-            TOKEN,
-        ],
-    );
+    let args = [
+        invoke_which_sh(&node_id),
+        vec!["--url", &url, "--token", TOKEN],
+    ]
+    .concat();
+    let o = oc(&dir, ocl.path(), &args);
     let v = json_of(&o);
     let which: Value = serde_json::from_str(v["payloadJSON"].as_str().unwrap()).unwrap();
+    // The printed result object is the parsed payloadJSON, as the reference gateway answers.
+    assert_eq!(v["payload"], which, "{v}");
     assert!(
         which["bins"]["sh"].as_str().unwrap().ends_with("/sh"),
         "{v}"

@@ -50,6 +50,33 @@ pub struct Input<'a> {
     pub now: Instant,
 }
 
+/// The limiter bucket of this connection and whether it is the lockout-exempt
+/// direct-loopback one (which gets the escalating delay instead, RL-3).
+fn bucket(input: &Input<'_>) -> (String, bool) {
+    let t = input.transport;
+    let key = client_key(t.peer, t.origin.as_deref());
+    let exempt = input.auth.rate_limit.exempt_loopback && t.is_direct_local() && t.origin.is_none();
+    (key, exempt)
+}
+
+/// How long to hold this connect before its credential is evaluated (loopback
+/// escalating delay); `Err` when the loopback bucket is saturated.
+pub fn loopback_wait(
+    input: &Input<'_>,
+    limiter: &RateLimiter,
+) -> Result<std::time::Duration, Rejection> {
+    let (key, exempt) = bucket(input);
+    if !exempt {
+        return Ok(std::time::Duration::ZERO);
+    }
+    limiter
+        .loopback_wait(SCOPE_SHARED, &key, input.now)
+        .map_err(|l| {
+            let ms = l.retry_after.as_millis() as u64;
+            AuthFailure::RateLimited { retry_after_ms: ms }.rejection(false, "none")
+        })
+}
+
 /// Decides whether the connection is admitted and with which scopes.
 pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rejection> {
     let t = input.transport;
@@ -58,8 +85,7 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
             return Err(origin_rejection());
         }
     }
-    let key = client_key(t.peer, t.origin.as_deref());
-    let exempt = input.auth.rate_limit.exempt_loopback && t.is_direct_local() && t.origin.is_none();
+    let (key, exempt) = bucket(input);
     if !exempt {
         if let Err(l) = limiter.check(SCOPE_SHARED, &key, input.now) {
             let ms = l.retry_after.as_millis() as u64;
@@ -82,13 +108,20 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
         None => None,
     };
     let method = match authenticate(input, &auth, device.as_ref()) {
+        // Loopback keeps its failures on success: every local process shares that
+        // bucket, so one client's success must not hand another fresh free guesses.
+        Ok(m) if exempt => m,
         Ok(m) => {
             limiter.record_success(SCOPE_SHARED, &key);
             m
         }
         Err((f, can_retry)) => {
-            if f.counts() && !exempt {
-                limiter.record_failure(SCOPE_SHARED, &key, input.now);
+            match (f.counts(), exempt) {
+                (true, true) => limiter.record_loopback_failure(SCOPE_SHARED, &key, input.now),
+                (true, false) => {
+                    limiter.record_failure(SCOPE_SHARED, &key, input.now);
+                }
+                (false, _) => {}
             }
             return Err(f.rejection(can_retry, auth.provided()));
         }
@@ -249,7 +282,9 @@ pub fn check_shared(
 }
 
 /// Scopes of an admitted connection (protocol.md §8.3): requested scopes are kept
-/// for local CLI/backend/shared-secret connections, cleared to `[]` otherwise.
+/// for local CLI/backend connections (and device-bearing or `auth = none` local
+/// ones), cleared to `[]` otherwise — a device-less shared-secret client that is
+/// neither `cli`/`cli` nor `gateway-client`/`backend` gets `[]` even on loopback.
 fn effective_scopes(c: &Connect, locality: Locality, method: AuthMethod) -> Vec<String> {
     if c.role == Role::Node {
         return Vec::new();
@@ -258,8 +293,10 @@ fn effective_scopes(c: &Connect, locality: Locality, method: AuthMethod) -> Vec<
     let cli = client.id == "cli" && client.mode == "cli";
     let backend = client.id == "gateway-client" && client.mode == "backend";
     let probe = client.mode == "probe";
+    let device_less_shared =
+        c.params.device.is_none() && matches!(method, AuthMethod::Token | AuthMethod::Password);
     let keep = match locality {
-        Locality::DirectLocal => true,
+        Locality::DirectLocal => cli || backend || probe || !device_less_shared,
         Locality::CliContainerLocal => cli || probe,
         Locality::SharedSecretLoopbackLocal => backend || method == AuthMethod::None,
         Locality::Remote => false,

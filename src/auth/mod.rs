@@ -190,6 +190,10 @@ pub struct Transport {
     pub host: Option<String>,
     /// Arrived on a listener that is a proxy ingress (Serve/Funnel): never local.
     pub proxy_ingress: bool,
+    /// The loopback socket peer is (or could not be proven not to be) a userspace tailscaled
+    /// forwarding a tailnet peer (tailscale.md §12.1): never local. `peer` is then the tailnet
+    /// node's address when whois named it.
+    pub loopback_forwarded: bool,
     /// The whois-verified source behind the dedicated Serve/Funnel listener (`None` elsewhere:
     /// headers never produce one).
     pub tailnet: Option<std::sync::Arc<crate::exposure::IngressPeer>>,
@@ -201,11 +205,14 @@ impl Transport {
         self.tailnet.as_deref().and_then(|p| p.login())
     }
 
-    /// `direct_local`: loopback peer, no proxy evidence, not a proxy ingress.
+    /// `direct_local`: loopback peer proven local, no proxy evidence, not a proxy ingress.
     pub fn is_direct_local(&self) -> bool {
-        ratelimit::canonical_ip(self.peer).is_loopback()
-            && !self.proxy_headers
-            && !self.proxy_ingress
+        self.loopback_client() && !self.proxy_headers && !self.proxy_ingress
+    }
+
+    /// A loopback socket peer that is the client itself (not a userspace tailscaled forward).
+    fn loopback_client(&self) -> bool {
+        ratelimit::canonical_ip(self.peer).is_loopback() && !self.loopback_forwarded
     }
 
     pub fn locality(&self, shared_secret_ok: bool, cli: bool) -> Locality {
@@ -220,7 +227,7 @@ impl Transport {
                 origin::is_loopback_host(&h)
                     || h.parse::<std::net::IpAddr>().is_ok_and(is_private_literal)
             });
-        let loopback_peer = ratelimit::canonical_ip(self.peer).is_loopback();
+        let loopback_peer = self.loopback_client();
         if shared_secret_ok
             && !self.proxy_headers
             && !self.proxy_ingress
@@ -296,6 +303,7 @@ mod tests {
             origin: None,
             host: Some("127.0.0.1:1".into()),
             proxy_ingress: false,
+            loopback_forwarded: false,
             tailnet: None,
         };
         assert_eq!(t.locality(true, true), Locality::DirectLocal);
@@ -309,6 +317,14 @@ mod tests {
             ..t.clone()
         };
         assert_eq!(serve.locality(true, true), Locality::Remote);
+        // A userspace tailscaled forward (or an unproven loopback peer) keeps no loopback row.
+        let forwarded = Transport {
+            loopback_forwarded: true,
+            ..t.clone()
+        };
+        assert!(!forwarded.is_direct_local());
+        assert_eq!(forwarded.locality(true, true), Locality::Remote);
+        assert_eq!(forwarded.locality(true, false), Locality::Remote);
         let lan = Transport {
             peer: "10.77.0.2".parse().unwrap(),
             ..t

@@ -1,8 +1,12 @@
 //! Failed-credential rate limiter (protocol.md §21, threats.md RL-3): a sliding
-//! window of failures per {scope, client key}; too many ⇒ lockout.
+//! window of failures per {scope, client key}; too many ⇒ lockout. Loopback
+//! (exempt from lockout) gets an escalating delay instead
+//! (docs/decisions/0071-loopback-guess-delay.md).
 //!
 //! Invariants: IPv4 and IPv4-mapped IPv6 forms share a bucket; memory is bounded
-//! (idle buckets are pruned once the table grows past [`MAX_BUCKETS`]).
+//! (idle buckets are pruned once the table grows past [`MAX_BUCKETS`]); a
+//! loopback bucket admits at most one attempt per current delay, and never
+//! makes an attempt wait longer than [`LOOPBACK_MAX_DELAY`].
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -13,6 +17,13 @@ use crate::config::file::RateLimitFile;
 
 /// Buckets kept before pruning idle ones (bounds memory under IP rotation).
 pub const MAX_BUCKETS: usize = 65_536;
+/// Loopback failures in the window answered without delay: a person's typos.
+pub const LOOPBACK_FREE_FAILURES: usize = 5;
+/// Delay after the free failures; doubles with every further failure in the window.
+pub const LOOPBACK_BASE_DELAY: Duration = Duration::from_millis(250);
+/// Cap of the delay and of any single wait: bounds guessing to one attempt per
+/// this interval and the wait the right secret can see during an attack.
+pub const LOOPBACK_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// The client key of a bucket: an IP, or a browser origin for loopback browsers.
 pub fn client_key(ip: IpAddr, browser_origin: Option<&str>) -> String {
@@ -35,6 +46,31 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 struct Bucket {
     failures: VecDeque<Instant>,
     locked_until: Option<Instant>,
+    /// Loopback: the earliest time the next attempt may be evaluated.
+    next_slot: Option<Instant>,
+}
+
+impl Bucket {
+    fn expire(&mut self, now: Instant, window: Duration) {
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.failures.pop_front();
+        }
+    }
+}
+
+/// The loopback delay after `failures` failures in the window.
+pub fn loopback_delay(failures: usize) -> Duration {
+    let Some(extra) = failures.checked_sub(LOOPBACK_FREE_FAILURES) else {
+        return Duration::ZERO;
+    };
+    let factor = 1u32.checked_shl(extra.min(16) as u32).unwrap_or(u32::MAX);
+    LOOPBACK_BASE_DELAY
+        .saturating_mul(factor)
+        .min(LOOPBACK_MAX_DELAY)
 }
 
 /// A lockout in force.
@@ -78,9 +114,42 @@ impl RateLimiter {
         }
     }
 
-    /// Records a wrong credential; returns the lockout if this failure caused one.
-    pub fn record_failure(&self, scope: &'static str, key: &str, now: Instant) -> Option<Locked> {
+    /// Loopback: how long this attempt waits before its credential is evaluated, reserving
+    /// the next slot; `Err` (no reservation) when the wait would exceed [`LOOPBACK_MAX_DELAY`].
+    pub fn loopback_wait(
+        &self,
+        scope: &'static str,
+        key: &str,
+        now: Instant,
+    ) -> Result<Duration, Locked> {
         let mut map = self.lock();
+        let Some(b) = map.get_mut(&(scope, key.to_string())) else {
+            return Ok(Duration::ZERO);
+        };
+        b.expire(now, self.window);
+        let delay = loopback_delay(b.failures.len());
+        if delay.is_zero() {
+            return Ok(Duration::ZERO);
+        }
+        let slot = b.next_slot.filter(|s| *s > now).unwrap_or(now);
+        let wait = slot - now;
+        if wait > LOOPBACK_MAX_DELAY {
+            return Err(Locked { retry_after: wait });
+        }
+        b.next_slot = Some(slot + delay);
+        Ok(wait)
+    }
+
+    /// Loopback: records a wrong credential (feeds the delay, never locks out).
+    pub fn record_loopback_failure(&self, scope: &'static str, key: &str, now: Instant) {
+        let mut map = self.lock();
+        self.prune(&mut map, now);
+        let b = map.entry((scope, key.to_string())).or_default();
+        b.expire(now, self.window);
+        b.failures.push_back(now);
+    }
+
+    fn prune(&self, map: &mut HashMap<(&'static str, String), Bucket>, now: Instant) {
         if map.len() >= MAX_BUCKETS {
             map.retain(|_, b| {
                 b.locked_until.is_some_and(|u| u > now)
@@ -89,14 +158,14 @@ impl RateLimiter {
                         .is_some_and(|t| now.duration_since(*t) < self.window)
             });
         }
+    }
+
+    /// Records a wrong credential; returns the lockout if this failure caused one.
+    pub fn record_failure(&self, scope: &'static str, key: &str, now: Instant) -> Option<Locked> {
+        let mut map = self.lock();
+        self.prune(&mut map, now);
         let b = map.entry((scope, key.to_string())).or_default();
-        while b
-            .failures
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            b.failures.pop_front();
-        }
+        b.expire(now, self.window);
         b.failures.push_back(now);
         if b.failures.len() >= self.max_attempts {
             b.failures.clear();
@@ -162,6 +231,46 @@ mod tests {
                 None
             );
         }
+    }
+
+    #[test]
+    fn loopback_delay_escalates_to_the_cap() {
+        let d = |n| loopback_delay(n).as_millis();
+        assert_eq!((d(0), d(4), d(5), d(6), d(7)), (0, 0, 250, 500, 1000));
+        assert_eq!((d(8), d(9), d(500)), (2000, 2000, 2000));
+    }
+
+    #[test]
+    fn loopback_attempts_are_spaced_and_never_wait_past_the_cap() {
+        let rl = RateLimiter::new(&RateLimitFile::default());
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        for i in 0..LOOPBACK_FREE_FAILURES as u64 {
+            assert_eq!(rl.loopback_wait("s", "lo", at(i)), Ok(Duration::ZERO));
+            rl.record_loopback_failure("s", "lo", at(i));
+        }
+        // Two parallel attempts: one goes now, the other waits for the next slot.
+        assert_eq!(rl.loopback_wait("s", "lo", at(10)), Ok(Duration::ZERO));
+        assert_eq!(
+            rl.loopback_wait("s", "lo", at(10)),
+            Ok(Duration::from_millis(250))
+        );
+        for i in 0..4 {
+            rl.record_loopback_failure("s", "lo", at(20 + i));
+        }
+        assert_eq!(
+            rl.loopback_wait("s", "lo", at(30)),
+            Ok(Duration::from_millis(480)),
+            "slots already reserved are kept"
+        );
+        let refused = rl.loopback_wait("s", "lo", at(30)).unwrap_err();
+        assert!(refused.retry_after > LOOPBACK_MAX_DELAY, "{refused:?}");
+        assert!(
+            rl.check("s", "lo", at(30)).is_ok(),
+            "loopback is never locked out"
+        );
+        // Failures expire with the window: the delay is gone a minute later.
+        assert_eq!(rl.loopback_wait("s", "lo", at(61_000)), Ok(Duration::ZERO));
     }
 
     #[test]

@@ -99,11 +99,19 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         .as_ref()
         .map(|r| r["exposure"].clone())
         .unwrap_or(Value::Null);
-    if let Some(api) = backend(&settings, &mut checks) {
-        tailscale_checks(&settings, &*api, &exposure, &mut checks).await;
+    let mut forwarding = super::doctor_net::loopback_from_report(&exposure);
+    if let Some((api, system)) = backend(&settings, &mut checks) {
+        let status = tailscale_checks(&settings, &*api, &exposure, &mut checks).await;
+        if let (true, None, Some(st)) = (system, forwarding, status) {
+            forwarding = Some(crate::exposure::Forwarding::from_status(&st));
+        }
+    }
+    if let Some(f) = forwarding {
+        checks.push(super::doctor_net::loopback_check(f, settings.port));
     }
     exposure_check(&settings, &exposure, &mut checks);
     reach_checks(&exposure, &mut checks);
+    checks.extend(crate::audit::doctor_checks(&settings, ready.as_ref()));
     let ingress = exposure["ingress"]
         .as_str()
         .and_then(|s| s.parse::<SocketAddr>().ok());
@@ -130,8 +138,9 @@ fn auth_check(s: &Settings) -> Check {
     }
 }
 
-/// The LocalAPI to inspect, or `None` (mode off and no tailnet bind ⇒ nothing is touched).
-fn backend(s: &Settings, checks: &mut Vec<Check>) -> Option<Arc<dyn LocalApi>> {
+/// The LocalAPI to inspect and whether it is a system tailscaled, or `None` (mode off and no
+/// tailnet bind ⇒ nothing is touched).
+fn backend(s: &Settings, checks: &mut Vec<Check>) -> Option<(Arc<dyn LocalApi>, bool)> {
     let cfg = match runtime_config(s) {
         Ok(Some(cfg)) => cfg,
         Ok(None) => {
@@ -147,12 +156,12 @@ fn backend(s: &Settings, checks: &mut Vec<Check>) -> Option<Arc<dyn LocalApi>> {
         }
     };
     match cfg.backend() {
-        Backend::System(ep) => Some(Arc::new(LocalApiClient::new(ep))),
+        Backend::System(ep) => Some((Arc::new(LocalApiClient::new(ep)), true)),
         Backend::AttachSidecar(path) => match std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| Handshake::parse(&b).map_err(|e| e.to_string()))
         {
-            Ok((_, ep)) => Some(Arc::new(LocalApiClient::new(ep))),
+            Ok((_, ep)) => Some((Arc::new(LocalApiClient::new(ep)), false)),
             Err(e) => {
                 checks.push(fail("tailscale backend", format!("sidecar handshake {}: {e}", path.display()), "start the sidecar (clawgate-tsnet --handshake-file …) or fix gateway.tailscale.sidecar.attach"));
                 None
@@ -174,12 +183,12 @@ async fn tailscale_checks(
     api: &dyn LocalApi,
     exposure: &Value,
     checks: &mut Vec<Check>,
-) {
+) -> Option<Status> {
     let status = match api.self_status().await {
         Ok(st) => st,
         Err(e) => {
             checks.push(fail("tailscale reachable", e.to_string(), "start tailscaled; give this user access: `sudo tailscale set --operator=$USER` (or use the sidecar)"));
-            return;
+            return None;
         }
     };
     checks.push(pass(
@@ -222,6 +231,7 @@ async fn tailscale_checks(
             )),
         }
     }
+    Some(status)
 }
 
 /// The HTTPS leaf for this node: available, for the MagicDNS name, in its validity window and

@@ -8,6 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::doctor::{fail, pass, Check};
+use crate::exposure::{loopback, Forwarding};
 
 /// Classifies an address for the socket list.
 pub fn classify(ip: IpAddr, tailnet: &[IpAddr]) -> &'static str {
@@ -85,6 +86,32 @@ fn listen_entry(line: &str, v6: bool) -> Option<SocketAddr> {
         IpAddr::from([b[3], b[2], b[1], b[0]])
     };
     Some(SocketAddr::new(ip, port))
+}
+
+/// What the running gateway's `/readyz` says about loopback forwarding (`None` when it does not
+/// run or did not say).
+pub(super) fn loopback_from_report(exposure: &serde_json::Value) -> Option<Forwarding> {
+    match exposure["loopback"]["state"].as_str()? {
+        "forwarded" => Some(Forwarding::Userspace),
+        "unknown" => Some(Forwarding::Unknown),
+        "local-only" => Some(Forwarding::None),
+        _ => None, // "unchecked" (mode off: no Tailscale calls) and anything unknown
+    }
+}
+
+/// Fails while a userspace tailscaled makes the loopback gateway reachable from the tailnet
+/// (tailscale.md §12.1): the socket list alone would show "loopback" and look safe.
+pub(super) fn loopback_check(f: Forwarding, port: u16) -> Check {
+    const NAME: &str = "loopback forwarding";
+    match f {
+        Forwarding::Userspace => fail(
+            NAME,
+            format!("tailscaled uses userspace networking: every tailnet peer reaches 127.0.0.1:{port} (plain ws); {}", loopback::CONSEQUENCE),
+            loopback::FIX,
+        ),
+        Forwarding::Unknown => pass(NAME, "tailscaled has not said whether it uses userspace networking; loopback clients are verified with whois"),
+        Forwarding::None => pass(NAME, "loopback is not reachable from the tailnet (kernel TUN or sidecar)"),
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ fn overrides(a: &RunArgs) -> Overrides {
 
 fn settings_for_run(over: &Overrides) -> anyhow::Result<(Settings, bool)> {
     let mut s = config::load(over, &config::process_env)?;
+    let root = &s.paths.state_dir;
+    let loosened = crate::state::secure_root(root)
+        .with_context(|| format!("cannot create the state dir {}", root.display()))?;
+    if let Some(mode) = loosened {
+        tracing::warn!(dir = %root.display(), "state dir was mode {mode:o}: tightened to 0700");
+    }
     let mut generated = false;
     if s.auth.mode == AuthMode::Token && s.auth.token.is_none() {
         let (tok, created) =
@@ -33,8 +39,7 @@ fn settings_for_run(over: &Overrides) -> anyhow::Result<(Settings, bool)> {
                     s.paths.state_dir.display()
                 )
             })?;
-        s.auth.token = Some(tok);
-        s.token_source = TokenSource::StateDir;
+        secrets::use_generated_token(&mut s, tok)?;
         generated = created;
     }
     Ok((s, generated))
@@ -46,6 +51,10 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     let (settings, generated) = settings_for_run(&over)?;
     let identity = Identity::load_or_create(&settings.paths.state_dir)?;
     let pairing = crate::pairing::store::Store::open(&settings.paths.state_dir)?;
+    // After the state-dir lock: no other gateway can be writing these temp files.
+    for stale in crate::state::remove_stale_temps(&settings.paths.state_dir)? {
+        tracing::info!(file = %stale.display(), "removed a temp file left by an interrupted write");
+    }
     let listeners = listen::bind_all(&settings)?;
     let gw = Gateway::new(settings, identity, pairing);
     listen::serve(&gw, listeners);
@@ -103,14 +112,21 @@ fn banner(gw: &Gateway, generated: bool) {
         ),
     }
     if generated {
-        if let Some(t) = &s.auth.token {
-            out!("token: {}", t.expose());
-        }
+        generated_token_line(s);
     }
     if s.auth.mode == AuthMode::Token {
         out!("show the token again: clawgate token");
     }
     out!("browser origins: none allowed beyond loopback pages (set gateway.controlUi.allowedOrigins)");
+    for f in gw.audit.list() {
+        out!(
+            "audit: {} {}: {} (fix: {})",
+            f.severity.as_str(),
+            f.id,
+            f.message,
+            f.fix
+        );
+    }
     let mode = crate::exposure::mode_name(s.tailscale_mode);
     let bind = serde_json::to_value(s.bind).unwrap_or_default();
     let bind = bind.as_str().unwrap_or("?");
@@ -118,6 +134,18 @@ fn banner(gw: &Gateway, generated: bool) {
         Some(url) => out!("exposure: bind={bind} tailscale={mode} public={url} (once the route is claimed; see /readyz)"),
         None if s.tailscale_mode != crate::config::TailscaleMode::Off => out!("exposure: bind={bind} tailscale={mode} public=wss://<MagicDNS name> (pending; see /readyz)"),
         None => out!("exposure: bind={bind} tailscale={mode}"),
+    }
+}
+
+/// SE-1: the new token goes to a terminal only; a pipe or the journal gets where it is stored.
+fn generated_token_line(s: &Settings) {
+    use std::io::IsTerminal as _;
+    match &s.auth.token {
+        Some(t) if std::io::stdout().is_terminal() => out!("token: {}", t.expose()),
+        _ => out!(
+            "token: generated and stored in {} (not printed: stdout is not a terminal)",
+            secrets::token_file(&s.paths.state_dir).display()
+        ),
     }
 }
 

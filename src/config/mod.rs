@@ -7,6 +7,7 @@
 //! fallback to weaker settings.
 
 pub mod file;
+pub mod origin;
 pub mod secrets;
 pub mod validate;
 
@@ -156,6 +157,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Where the effective shared token came from, for the banner.
     pub token_source: TokenSource,
+    /// Where each secret came from, for refusals that name the source.
+    pub secret_origins: secrets::SecretOrigins,
     pub allowed_origins: Vec<String>,
     pub tailscale_mode: TailscaleMode,
     pub handshake_timeout: Duration,
@@ -310,7 +313,8 @@ fn resolve(
         })?),
         None => None,
     };
-    let (mut auth, token_source) = secrets::resolve_auth(g, over, env)?;
+    let (mut auth, token_source, secret_origins) =
+        secrets::resolve_auth(g, over, &paths.config_path, env)?;
     let tailscale_mode = match over.tailscale {
         Some(m) => m,
         None => tailscale_mode(&g.tailscale)?,
@@ -332,6 +336,7 @@ fn resolve(
         custom_bind_host,
         auth,
         token_source,
+        secret_origins,
         allowed_origins: g.control_ui.allowed_origins.clone(),
         tailscale_mode,
         handshake_timeout: Duration::from_millis(handshake_ms.min(MAX_HANDSHAKE_TIMEOUT_MS)),

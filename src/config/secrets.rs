@@ -10,12 +10,13 @@ use base64::Engine;
 use rand::RngCore;
 
 use super::file::{AuthMode, GatewayFile, SecretInput};
+pub use super::origin::SecretOrigin;
 use super::{env, AuthSettings, ConfigError, EnvFn, Overrides, TokenSource};
 
 /// Bytes of entropy in a generated token (256 bits).
 pub const GENERATED_TOKEN_BYTES: usize = 32;
-/// Shortest secret accepted when anything beyond loopback can reach the gateway.
-pub const MIN_REMOTE_SECRET_LEN: usize = 16;
+/// Shortest secret accepted on any bind (loopback included: any local process can guess).
+pub const MIN_SECRET_LEN: usize = 16;
 
 /// Values copied from docs and templates that must never be used as secrets.
 const PLACEHOLDERS: &[&str] = &[
@@ -80,24 +81,52 @@ pub fn is_placeholder(s: &str) -> bool {
     t.is_empty() || PLACEHOLDERS.contains(&t.as_str()) || t.starts_with("<") && t.ends_with(">")
 }
 
-/// Whether a secret is too weak to face anything beyond loopback.
+/// Whether a secret is too weak to authenticate anyone (short or repetitive).
 pub fn is_weak(s: &str) -> bool {
     let distinct: std::collections::BTreeSet<char> = s.chars().collect();
-    s.chars().count() < MIN_REMOTE_SECRET_LEN || distinct.len() < 6
+    s.chars().count() < MIN_SECRET_LEN || distinct.len() < 6
 }
 
-fn resolve_input(input: &SecretInput, key: &str, env: EnvFn<'_>) -> Result<Secret, ConfigError> {
+/// A resolved secret and where it came from.
+type Sourced = (Secret, SecretOrigin);
+
+fn resolve_input(
+    input: &SecretInput,
+    key: &'static str,
+    file: &Path,
+    env: EnvFn<'_>,
+) -> Result<Sourced, ConfigError> {
     match input {
-        SecretInput::Literal(s) => Ok(Secret::new(s.clone())),
-        SecretInput::Ref(r) if r.source == "env" => env(&r.id).map(Secret::new).ok_or_else(|| {
-            ConfigError::new(
+        SecretInput::Literal(s) => Ok((
+            Secret::new(s.clone()),
+            SecretOrigin::ConfigKey {
                 key,
-                format!("environment variable {} is not set", r.id),
-                format!("export {} or change {key}", r.id),
-            )
-        }),
+                file: file.to_path_buf(),
+            },
+        )),
+        SecretInput::Ref(r) if r.source == "env" => env(&r.id)
+            .map(|v| {
+                let origin = SecretOrigin::EnvRef {
+                    key,
+                    var: r.id.clone(),
+                };
+                (Secret::new(v), origin)
+            })
+            .ok_or_else(|| {
+                ConfigError::new(
+                    key,
+                    format!("environment variable {} is not set", r.id),
+                    format!("export {} or change {key}", r.id),
+                )
+            }),
         SecretInput::Ref(r) if r.source == "file" => std::fs::read_to_string(&r.id)
-            .map(|s| Secret::new(s.trim_end_matches(['\n', '\r'])))
+            .map(|s| {
+                let origin = SecretOrigin::FileRef {
+                    key,
+                    path: r.id.clone(),
+                };
+                (Secret::new(s.trim_end_matches(['\n', '\r'])), origin)
+            })
             .map_err(|e| {
                 ConfigError::new(
                     key,
@@ -113,36 +142,54 @@ fn resolve_input(input: &SecretInput, key: &str, env: EnvFn<'_>) -> Result<Secre
     }
 }
 
-/// Resolves auth mode and secrets with precedence flag > env > file.
+/// Where the token and the password came from (`None` = not configured).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretOrigins {
+    pub token: Option<SecretOrigin>,
+    pub password: Option<SecretOrigin>,
+}
+
+/// The resolved auth settings, the token's source for the banner, and every secret's origin.
+pub type ResolvedAuth = (AuthSettings, TokenSource, SecretOrigins);
+
+/// Resolves auth mode and secrets with precedence flag > env > file; `file` is the config path.
 pub fn resolve_auth(
     g: &GatewayFile,
     over: &Overrides,
+    file: &Path,
     env: EnvFn<'_>,
-) -> Result<(AuthSettings, TokenSource), ConfigError> {
-    let file_token = g
-        .auth
-        .token
-        .as_ref()
-        .map(|t| resolve_input(t, "gateway.auth.token", env))
-        .transpose()?;
-    let file_password = g
-        .auth
-        .password
-        .as_ref()
-        .map(|t| resolve_input(t, "gateway.auth.password", env))
-        .transpose()?;
-    let (token, source) = match (&over.token, env(env::TOKEN), file_token) {
-        (Some(t), _, _) => (Some(Secret::new(t.clone())), TokenSource::Flag),
-        (None, Some(t), _) => (Some(Secret::new(t)), TokenSource::Env),
+) -> Result<ResolvedAuth, ConfigError> {
+    let from_file = |input: &Option<SecretInput>, key| {
+        input
+            .as_ref()
+            .map(|t| resolve_input(t, key, file, env))
+            .transpose()
+    };
+    let file_token = from_file(&g.auth.token, "gateway.auth.token")?;
+    let file_password = from_file(&g.auth.password, "gateway.auth.password")?;
+    let flag = |v: &Option<String>, name| {
+        v.clone()
+            .map(|t| (Secret::new(t), SecretOrigin::Flag(name)))
+    };
+    let from_env = |var| env(var).map(|t| (Secret::new(t), SecretOrigin::Env(var)));
+    let (token, source) = match (
+        flag(&over.token, "--token"),
+        from_env(env::TOKEN),
+        file_token,
+    ) {
+        (Some(t), _, _) => (Some(t), TokenSource::Flag),
+        (None, Some(t), _) => (Some(t), TokenSource::Env),
         (None, None, Some(t)) => (Some(t), TokenSource::File),
         (None, None, None) => (None, TokenSource::None),
     };
-    let password = over
-        .password
-        .clone()
-        .map(Secret::new)
-        .or(env(env::PASSWORD).map(Secret::new))
+    let password = flag(&over.password, "--password")
+        .or(from_env(env::PASSWORD))
         .or(file_password);
+    let origins = SecretOrigins {
+        token: token.as_ref().map(|t| t.1.clone()),
+        password: password.as_ref().map(|p| p.1.clone()),
+    };
+    let (token, password) = (token.map(|t| t.0), password.map(|p| p.0));
     let mode = over.auth.or(g.auth.mode).unwrap_or(if password.is_some() {
         AuthMode::Password
     } else {
@@ -156,7 +203,7 @@ pub fn resolve_auth(
         allow_tailscale: false,
         identity_scopes: Default::default(),
     };
-    Ok((auth, source))
+    Ok((auth, source, origins))
 }
 
 /// Path of the generated token inside the state dir.
@@ -183,6 +230,14 @@ pub fn load_or_generate_token(state_dir: &Path) -> std::io::Result<(Secret, bool
         crate::state::SECRET_FILE_MODE,
     )?;
     Ok((Secret::new(token), true))
+}
+
+/// Makes `s` use the state-dir token (token auth, none configured), checked like any secret.
+pub fn use_generated_token(s: &mut super::Settings, token: Secret) -> Result<(), ConfigError> {
+    s.auth.token = Some(token);
+    s.token_source = TokenSource::StateDir;
+    s.secret_origins.token = Some(SecretOrigin::StateFile(token_file(&s.paths.state_dir)));
+    super::validate::check_secrets(s)
 }
 
 /// Reads the persisted generated token without creating one.

@@ -44,14 +44,17 @@ fn precedence_flags_over_env_over_file() {
     let s = settings(
         file,
         &Overrides::default(),
-        &[(env::PORT, "127.0.0.1:2000"), (env::TOKEN, "env-token")],
+        &[
+            (env::PORT, "127.0.0.1:2000"),
+            (env::TOKEN, "env-token-0123456789"),
+        ],
     )
     .unwrap();
     assert_eq!((s.port, s.token_source), (2000, TokenSource::Env));
-    assert_eq!(s.auth.token.unwrap().expose(), "env-token");
+    assert_eq!(s.auth.token.unwrap().expose(), "env-token-0123456789");
     let over = Overrides {
         port: Some(3000),
-        token: Some("flag-token".into()),
+        token: Some("flag-token-0123456789".into()),
         ..Default::default()
     };
     let s = settings(file, &over, &[(env::PORT, "2000")]).unwrap();
@@ -153,13 +156,19 @@ fn weak_and_placeholder_secrets() {
             .key,
         "gateway.auth.token"
     );
-    // A short token is fine on loopback, refused on a LAN bind.
-    assert!(settings(
-        r#"{ gateway: { auth: { token: "T" } } }"#,
-        &Overrides::default(),
-        &[]
-    )
-    .is_ok());
+    // A short token is refused on every bind, loopback included (EX-1; it used to pass on
+    // loopback), and the refusal names the source: flag, env, key or SecretRef.
+    let short = r#"{ gateway: { auth: { token: "T" } } }"#;
+    let e = settings(short, &Overrides::default(), &[]).unwrap_err();
+    assert_eq!(e.key, "gateway.auth.token");
+    assert!(e.fix.contains("/home/u/.openclaw/openclaw.json"), "{e}");
+    let flag = Overrides {
+        token: Some("12345678".into()),
+        ..Default::default()
+    };
+    assert_eq!(settings("{}", &flag, &[]).unwrap_err().key, "--token");
+    let e = settings("{}", &Overrides::default(), &[(env::PASSWORD, "hunter2")]).unwrap_err();
+    assert_eq!(e.key, "environment variable OPENCLAW_GATEWAY_PASSWORD");
     let weak_lan = r#"{ gateway: { bind: "lan", auth: { token: "short" } } }"#;
     assert_eq!(
         settings(weak_lan, &Overrides::default(), &[])
@@ -174,9 +183,14 @@ fn weak_and_placeholder_secrets() {
 #[test]
 fn password_mode_is_inferred_and_secret_refs_resolve() {
     let f = r#"{ gateway: { auth: { password: { source: "env", id: "MY_PW" } } } }"#;
-    let s = settings(f, &Overrides::default(), &[("MY_PW", "pw-from-env")]).unwrap();
+    let s = settings(
+        f,
+        &Overrides::default(),
+        &[("MY_PW", "pw-from-env-0123456789")],
+    )
+    .unwrap();
     assert_eq!(s.auth.mode, AuthMode::Password);
-    assert_eq!(s.auth.password.unwrap().expose(), "pw-from-env");
+    assert_eq!(s.auth.password.unwrap().expose(), "pw-from-env-0123456789");
     let e = settings(f, &Overrides::default(), &[]).unwrap_err();
     assert!(e.problem.contains("MY_PW"));
 }

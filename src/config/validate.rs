@@ -2,7 +2,7 @@
 //! threats.md EX-1..EX-3, SL-7). Pure: inspects resolved settings only.
 
 use super::file::{AuthMode, BindMode};
-use super::secrets::{is_placeholder, is_weak};
+use super::origin::{self, SecretOrigin};
 use super::{ConfigError, Settings, TailscaleMode};
 
 /// Funnel can only publish on these ports (Tailscale limitation).
@@ -58,24 +58,23 @@ fn check_auth_mode(s: &Settings) -> Result<(), ConfigError> {
     }
 }
 
-fn check_secrets(s: &Settings) -> Result<(), ConfigError> {
-    let remote = remotely_reachable(s);
-    for (key, secret) in [
-        ("gateway.auth.token", &s.auth.token),
-        ("gateway.auth.password", &s.auth.password),
+/// Every configured secret passes the strength check, whatever its source and the bind
+/// (EX-1); token and password differ (EX-3). Also run on the generated token at start.
+pub fn check_secrets(s: &Settings) -> Result<(), ConfigError> {
+    for (key, secret, origin) in [
+        ("gateway.auth.token", &s.auth.token, &s.secret_origins.token),
+        (
+            "gateway.auth.password",
+            &s.auth.password,
+            &s.secret_origins.password,
+        ),
     ] {
         let Some(secret) = secret else { continue };
-        let v = secret.expose();
-        if is_placeholder(v) {
-            return Err(ConfigError::new(
-                key,
-                "the secret is empty or a documentation placeholder",
-                "generate one: openssl rand -base64 32",
-            ));
-        }
-        if remote && is_weak(v) {
-            return Err(ConfigError::new(key, "the secret is too weak for a gateway reachable beyond loopback (at least 16 characters, varied)", "generate one: openssl rand -base64 32"));
-        }
+        let fallback = SecretOrigin::ConfigKey {
+            key,
+            file: s.paths.config_path.clone(),
+        };
+        origin::check(secret.expose(), origin.as_ref().unwrap_or(&fallback))?;
     }
     if let (Some(t), Some(p)) = (&s.auth.token, &s.auth.password) {
         if t == p {

@@ -35,7 +35,7 @@ pub struct TailnetPeer {
 }
 
 impl TailnetPeer {
-    fn from_whois(w: &WhoIs) -> Self {
+    pub(crate) fn from_whois(w: &WhoIs) -> Self {
         let user = w.user();
         let node = w.node.as_ref();
         Self {

@@ -1,5 +1,6 @@
 //! The dedicated Serve/Funnel ingress listener (tailscale.md §4 option B, threats.md SL-9, PX-9):
-//! a `127.0.0.1:<ephemeral>` socket that only tailscaled's TLS-terminated TCP forward targets.
+//! a `127.0.0.2:<ephemeral>` socket that only tailscaled's TLS-terminated TCP forward targets
+//! (userspace tailscaled forwards tailnet peers to `127.0.0.1` only, §12.1).
 //! Every connection must start with a PROXY v2 header; its source is identified by whois and the
 //! HTTP/1.1 request that follows is served by the ordinary HTTP surface with
 //! [`Via::Ingress`] provenance.
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::identity::{IngressPeer, WhoisCache};
 use super::proxy_v2;
+use super::Origin;
 use crate::server::{listen, Gateway};
 
 /// How a request reached the HTTP surface.
@@ -40,9 +42,23 @@ impl Via {
     }
 }
 
-/// Binds the dedicated listener on an ephemeral loopback port.
+/// The ingress address: a loopback address that userspace tailscaled never dials when it
+/// forwards a tailnet peer (it always dials `127.0.0.1` or `::1`, tailscale.md §12.1), so only
+/// a Serve forward, which dials exactly the configured target, can reach it. On Linux all of
+/// 127.0.0.0/8 is local without configuration.
+pub const INGRESS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// Binds the dedicated listener on an ephemeral port of [`INGRESS_IP`], falling back to
+/// `127.0.0.1` where that address is not local (e.g. macOS without an alias); there each
+/// connection is also checked against the loopback guard.
 pub async fn bind() -> io::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    match TcpListener::bind(SocketAddr::from((INGRESS_IP, 0))).await {
+        Ok(l) => Ok(l),
+        Err(e) => {
+            tracing::warn!("cannot bind the Serve ingress on {INGRESS_IP} ({e}); using 127.0.0.1, reachable by a userspace tailscaled's forwards, which are refused by whois");
+            TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+        }
+    }
 }
 
 /// Runs the accept loop on the gateway's tracker until the gateway is cancelled.
@@ -56,7 +72,7 @@ pub fn serve(gw: &Arc<Gateway>, listener: TcpListener, whois: Arc<WhoisCache>) {
 /// One ingress connection: PROXY header → whois → HTTP/1.1 (with upgrades).
 async fn connection(gw: Arc<Gateway>, mut stream: TcpStream, whois: Arc<WhoisCache>) {
     let _ = stream.set_nodelay(true);
-    let Ok(local) = stream.local_addr() else {
+    let (Ok(local), Ok(hop)) = (stream.local_addr(), stream.peer_addr()) else {
         return;
     };
     let header = tokio::select! {
@@ -70,6 +86,14 @@ async fn connection(gw: Arc<Gateway>, mut stream: TcpStream, whois: Arc<WhoisCac
             return;
         }
     };
+    // Only the Serve hop may speak here; a userspace tailscaled forward of a tailnet peer that
+    // reached this port is a forged header (PX-9): no answer, no identity.
+    if let o @ (Origin::Forwarded { .. } | Origin::Unproven(_)) =
+        gw.exposure.loopback.classify(hop).await
+    {
+        tracing::warn!(%hop, claimed = %source, "PROXY v2 header from a forwarded tailnet peer on the Serve ingress refused: {o:?}");
+        return;
+    }
     let peer = match whois.lookup(source.ip()).await {
         Ok(p) => p,
         Err(e) => {

@@ -14,7 +14,9 @@
 
 pub mod identity;
 pub mod ingress;
+pub mod loopback;
 pub mod plaintext;
+pub mod proxy_sniff;
 pub mod proxy_v2;
 pub mod reach;
 pub mod route;
@@ -29,6 +31,7 @@ use serde_json::{json, Value};
 use crate::config::TailscaleMode;
 
 pub use identity::{IngressPeer, TailnetPeer, WhoisCache};
+pub use loopback::{Forwarding, LoopbackGuard, Origin};
 pub use reach::{Line, Reachability};
 pub use start::{start, ExposureRuntime};
 
@@ -84,6 +87,8 @@ pub struct Exposure {
     inner: RwLock<Snapshot>,
     /// Which LocalAPI backend is in use (system tailscaled or sidecar), once started.
     source: RwLock<Option<crate::tailscale::SourceProbe>>,
+    /// Whether loopback can carry tailnet peers, and the per-connection proof (tailscale.md §12.1).
+    pub loopback: LoopbackGuard,
 }
 
 impl Default for Exposure {
@@ -97,6 +102,7 @@ impl Exposure {
     pub fn new(mode: TailscaleMode, public_port: u16) -> Self {
         Self {
             source: RwLock::new(None),
+            loopback: LoopbackGuard::default(),
             inner: RwLock::new(Snapshot {
                 mode,
                 reach: Reachability::starting(mode.into()),
@@ -138,6 +144,16 @@ impl Exposure {
             Ok(mut g) => f(&mut g),
             Err(p) => f(&mut p.into_inner()),
         }
+    }
+
+    /// Publishes what the backend's `status` says about this node: its tailnet addresses, its
+    /// MagicDNS name and whether loopback is forwarded.
+    pub fn observe_status(&self, status: &crate::tailscale::Status) {
+        self.update(|s| {
+            s.tailnet_ips = status.tailscale_ips.clone();
+            s.fqdn = status.fqdn().map(str::to_owned);
+        });
+        self.loopback.observe(status);
     }
 
     /// Sets both reachability lines (the top-level health is their worst).
@@ -194,6 +210,7 @@ impl Exposure {
             "tailnetIps": s.tailnet_ips,
             "ingress": s.ingress.map(|a| a.to_string()),
             "reachability": reach_json(&s),
+            "loopback": self.loopback.report(),
         })
     }
 }

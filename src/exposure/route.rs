@@ -148,10 +148,7 @@ async fn refresh(
             "start tailscaled (or check gateway.tailscale.socket / the sidecar), and make sure this user may use it: `tailscale set --operator=$USER`".into(),
         )
     })?;
-    exposure.update(|s| {
-        s.tailnet_ips = status.tailscale_ips.clone();
-        s.fqdn = status.fqdn().map(str::to_owned);
-    });
+    exposure.observe_status(&status);
     let prefs = api.prefs().await.ok();
     let mut issues = preflight(&status, prefs.as_ref(), spec.mode, spec.funnel_port);
     issues.retain(reach::blocks_route); // Funnel permission only degrades the public line

@@ -87,6 +87,11 @@ pub async fn start(gw: &Arc<Gateway>) -> anyhow::Result<ExposureRuntime> {
     let rt = TailscaleRuntime::start(&cfg, &gw.settings.paths.state_dir, &gw.cancel)
         .ok_or_else(|| anyhow::anyhow!("tailscale backend not selected"))?;
     gw.exposure.set_source(rt.source_probe());
+    match rt.source() {
+        // Only a system tailscaled can forward tailnet peers to host loopback (§12.1).
+        tailscale::TailscaleSource::SystemSocket(_) => gw.exposure.loopback.set_prover(rt.api()),
+        _ => gw.exposure.loopback.set_sidecar(),
+    }
     start_with(gw, rt.api(), &cfg).await?;
     wait_for_name(gw).await;
     Ok(ExposureRuntime { runtime: Some(rt) })

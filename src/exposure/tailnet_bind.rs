@@ -150,10 +150,7 @@ impl Binder {
     async fn observe(&mut self, api: &dyn LocalApi, exposure: &Exposure) -> Seen {
         match api.self_status().await {
             Ok(status) => {
-                exposure.update(|s| {
-                    s.tailnet_ips = status.tailscale_ips.clone();
-                    s.fqdn = status.fqdn().map(str::to_owned);
-                });
+                exposure.observe_status(&status);
                 Seen::from_status(&status)
             }
             Err(e) => {

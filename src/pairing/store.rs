@@ -10,6 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -55,6 +56,8 @@ pub struct Store {
     path: PathBuf,
     data: Mutex<PairingData>,
     write: tokio::sync::Mutex<()>,
+    /// Completed writes of the document (observability; tests pin RL-5 with it).
+    writes: AtomicU64,
     _lock: File,
 }
 
@@ -96,6 +99,7 @@ impl Store {
             path,
             data: Mutex::new(data),
             write: tokio::sync::Mutex::new(()),
+            writes: AtomicU64::new(0),
             _lock: lock,
         })
     }
@@ -121,6 +125,24 @@ impl Store {
         Ok(r)
     }
 
+    /// Mutates, and persists only when `f` succeeds: a refused change (the pending-request
+    /// cap, threats.md RL-5) never rewrites or fsyncs the store.
+    pub async fn try_update<R, E>(
+        &self,
+        f: impl FnOnce(&mut PairingData) -> Result<R, E>,
+    ) -> Result<Result<R, E>, StoreError> {
+        let r = f(&mut self.lock());
+        if r.is_ok() {
+            self.persist().await?;
+        }
+        Ok(r)
+    }
+
+    /// How many times the document was written since open.
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     /// Writes the latest state (serialised after taking the write lock).
     pub async fn persist(&self) -> Result<(), StoreError> {
         let _w = self.write.lock().await;
@@ -137,7 +159,10 @@ impl Store {
             tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, SECRET_FILE_MODE))
                 .await;
         match res {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
             Ok(Err(source)) => Err(StoreError::Io {
                 path: self.path.clone(),
                 source,
@@ -200,5 +225,37 @@ mod tests {
             Store::open(dir.path()),
             Err(StoreError::Corrupt { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn refused_requests_never_reach_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let dev = |i: usize| DeviceConnect {
+            device_id: format!("d{i}"),
+            public_key: format!("pk{i}"),
+            role: "operator".into(),
+            scopes: vec![],
+            meta: ClientMeta {
+                remote_ip: Some("10.0.0.9".into()),
+                ..Default::default()
+            },
+        };
+        let now = crate::util::now_ms();
+        let ask = |i| {
+            let c = dev(i);
+            move |d: &mut PairingData| d.request(&c, Reason::NotPaired, false, now, &mut OsEntropy)
+        };
+        let mut accepted = 0;
+        while store.try_update(ask(accepted)).await.unwrap().is_ok() {
+            accepted += 1;
+            assert!(accepted < 1000, "the pending cap holds");
+        }
+        let before = store.writes();
+        assert_eq!(before, accepted as u64, "one write per accepted request");
+        for i in 0..200 {
+            assert!(store.try_update(ask(10_000 + i)).await.unwrap().is_err());
+        }
+        assert_eq!(store.writes(), before, "refused requests are not written");
     }
 }

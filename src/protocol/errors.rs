@@ -74,6 +74,11 @@ impl WireError {
 pub mod close {
     pub const NORMAL: u16 = 1000;
     pub const PROTOCOL_MISMATCH: u16 = 1002;
+    /// RFC 6455 protocol error (unmasked or RSV frames, orphan continuations, bad opcodes);
+    /// the same code as [`PROTOCOL_MISMATCH`].
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// RFC 6455: a text frame that is not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const SERVICE_RESTART: u16 = 1012;

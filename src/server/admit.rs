@@ -126,7 +126,7 @@ pub async fn pair(
         let silent = silent_approval(silent_context(gw, a, t), reason);
         let (req, new) = gw
             .pairing
-            .update(|p| p.request(&dc, reason, silent, now, &mut OsEntropy))
+            .try_update(|p| p.request(&dc, reason, silent, now, &mut OsEntropy))
             .await
             .map_err(store_error)?
             .map_err(|_| {

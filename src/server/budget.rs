@@ -180,6 +180,40 @@ impl State {
         }
     }
 
+    /// Moves live entry `seq` to `ip`'s count; `false` (nothing changed) when `ip` is at its cap.
+    fn reattribute(&mut self, seq: u64, ip: IpAddr, per_ip: usize) -> bool {
+        let Some(e) = self.order.get(&seq) else {
+            return false;
+        };
+        let (old, refusal) = (e.ip, e.refusal);
+        if old == ip || refusal {
+            return old == ip;
+        }
+        if self.by_ip.get(&ip).is_some_and(|c| c.live >= per_ip) {
+            return false;
+        }
+        let http_phase = self
+            .by_ip
+            .get_mut(&old)
+            .map(|c| {
+                c.live = c.live.saturating_sub(1);
+                c.http_phase.remove(&seq)
+            })
+            .unwrap_or(false);
+        if self.by_ip.get(&old).is_some_and(|c| c.live == 0 && c.refusing == 0) {
+            self.by_ip.remove(&old);
+        }
+        let c = self.by_ip.entry(ip).or_default();
+        c.live += 1;
+        if http_phase {
+            c.http_phase.insert(seq);
+        }
+        if let Some(e) = self.order.get_mut(&seq) {
+            e.ip = ip;
+        }
+        true
+    }
+
     fn release(&mut self, seq: u64) -> Option<Entry> {
         let e = self.order.remove(&seq)?;
         if let Some(c) = self.by_ip.get_mut(&e.ip) {
@@ -208,6 +242,16 @@ impl Permit {
         self.evict.clone()
     }
 
+    /// Counts this socket under `ip` from now on: a userspace tailscaled forward identified by
+    /// whois is charged to the tailnet node, not to loopback (ADR 0060). `false` when `ip` already
+    /// has its `per_ip` live sockets (the caller refuses the request).
+    pub fn attribute_to(&self, ip: IpAddr) -> bool {
+        let per_ip = self.budget.per_ip;
+        self.budget
+            .lock()
+            .reattribute(self.seq, canonical_ip(ip), per_ip)
+    }
+
     /// Marks the socket as upgraded to a WebSocket: bounded by the handshake timeout from now on,
     /// it is no longer evicted for newer sockets.
     pub fn upgraded(&self) {
@@ -223,6 +267,12 @@ pub struct PermitSlot(Arc<Mutex<Option<Permit>>>);
 impl PermitSlot {
     pub fn new(p: Permit) -> Self {
         PermitSlot(Arc::new(Mutex::new(Some(p))))
+    }
+
+    /// [`Permit::attribute_to`] on the permit still in the slot (`true` when none is left).
+    pub fn attribute_to(&self, ip: IpAddr) -> bool {
+        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().is_none_or(|p| p.attribute_to(ip))
     }
 
     /// Takes the permit for a WebSocket upgrade (marking it upgraded); `None` if already taken.
@@ -245,6 +295,22 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_forward_is_charged_to_its_tailnet_node() {
+        let b = Budget::new(2, 100);
+        let (lo, node) = (ip("127.0.0.1"), ip("100.64.0.4"));
+        let p1 = b.admit(lo).unwrap();
+        let p2 = b.admit(lo).unwrap();
+        assert!(b.admit(lo).unwrap().is_refusal(), "loopback full");
+        assert!(p1.attribute_to(node) && p2.attribute_to(node));
+        assert!(!b.admit(lo).unwrap().is_refusal(), "loopback has room again");
+        let p3 = b.admit(lo).unwrap();
+        assert!(!p3.attribute_to(node), "the node is at its cap");
+        drop((p1, p2));
+        assert!(p3.attribute_to(node));
+        assert_eq!(b.in_use(), 1 + 1, "p3 and the live loopback admit");
     }
 
     #[test]

@@ -57,6 +57,12 @@ pub async fn run(
 ) {
     let span = tracing::info_span!("conn", peer = %t.peer, client = tracing::field::Empty);
     async move {
+        if t.proxy_headers
+            && !t.proxy_ingress
+            && crate::auth::ratelimit::canonical_ip(t.peer).is_loopback()
+        {
+            gw.audit.note_forwarded_on_loopback();
+        }
         let io = GuardedIo::new(TokioIo::new(up), MAX_PREAUTH_PAYLOAD_BYTES);
         let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(ws_config())).await;
         if let Some(reason) = refusal {
@@ -142,7 +148,7 @@ async fn handshake(
             }
             Some(Err(e)) => {
                 tracing::debug!("read error before connect: {e}");
-                return Err(None);
+                return Err(violation_close(&e).map(|(code, reason)| Closing { code, reason }));
             }
         }
     };
@@ -194,12 +200,25 @@ async fn handshake(
         now_ms: crate::util::now_ms(),
         now: Instant::now(),
     };
+    let wait = match handshake::loopback_wait(&input, &gw.limiter) {
+        Ok(w) => w,
+        Err(r) => return Err(refuse(gw, ws, &id, &r).await),
+    };
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let input = handshake::Input {
+        now: Instant::now(),
+        now_ms: crate::util::now_ms(),
+        ..input
+    };
     match handshake::decide(&input, &gw.limiter) {
         Ok(mut a) => {
             let paired = match super::admit::pair(gw, &connect, &a, t).await {
                 Ok(p) => p,
                 Err(r) => {
-                    tracing::info!(code = ?r.error.detail_code(), "connect held for pairing: {}", r.error.message);
+                    // Throttled: fresh identities can flood pairing requests (RL-5).
+                    crate::throttled_info!(gw.refusal_log, "connect held for pairing", code = ?r.error.detail_code(), "connect held for pairing: {}", r.error.message);
                     return Err(reject(ws, &id, &r).await);
                 }
             };
@@ -212,11 +231,14 @@ async fn handshake(
             let hello = frames::res_ok_raw(&id, &hello_ok(gw, &connect, &a, &paired));
             Ok((Box::new(connect), a, hello))
         }
-        Err(r) => {
-            tracing::info!(code = ?r.error.detail_code(), "connect refused: {}", r.error.message);
-            Err(reject(ws, &id, &r).await)
-        }
+        Err(r) => Err(refuse(gw, ws, &id, &r).await),
     }
+}
+
+/// Answers a refused `connect`, logging it through the refusal throttle (RL-3).
+async fn refuse(gw: &Gateway, ws: &mut Ws, id: &str, r: &Rejection) -> Option<Closing> {
+    crate::throttled_info!(gw.refusal_log, "connect refused", code = ?r.error.detail_code(), "connect refused: {}", r.error.message);
+    reject(ws, id, r).await
 }
 
 async fn reject(ws: &mut Ws, id: &str, r: &Rejection) -> Option<Closing> {
@@ -415,10 +437,9 @@ async fn session(
                     }
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Ok(_)) => {}
-                    Some(Err(WsError::Capacity(e))) => break Some((close::TOO_BIG, format!("message too large: {e}"))),
                     Some(Err(e)) => {
                         tracing::debug!("read error: {e}");
-                        break None;
+                        break violation_close(&e);
                     }
                 },
             }
@@ -504,6 +525,22 @@ async fn register_node(
         },
     );
     Some(id)
+}
+
+/// The RFC 6455 close for a read error (protocol.md §10): protocol violations 1002,
+/// invalid UTF-8 1007, oversize 1009; `None` when the peer is gone (nothing to tell it).
+fn violation_close(e: &WsError) -> Option<(u16, String)> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(p) => Some((close::PROTOCOL_ERROR, format!("protocol error: {p}"))),
+        WsError::Utf8(_) => Some((
+            close::INVALID_PAYLOAD,
+            "invalid UTF-8 in a text frame".into(),
+        )),
+        WsError::Capacity(c) => Some((close::TOO_BIG, format!("message too large: {c}"))),
+        _ => None,
+    }
 }
 
 fn write_failure(e: WsError) -> Option<(u16, String)> {

@@ -18,6 +18,7 @@ use super::conn;
 use super::Gateway;
 use crate::auth::Transport;
 use crate::exposure::ingress::Via;
+use crate::exposure::Origin;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -98,6 +99,11 @@ pub async fn handle_via(
 ) -> Result<Resp, Infallible> {
     let host = header_str(req.headers(), "host").map(str::to_string);
     let host_ok = host_allowed(&gw, host.as_deref(), local, &via);
+    // The request bytes are here, so a userspace tailscaled forward is known by now (§12.1).
+    let origin = match via {
+        Via::Direct => gw.exposure.loopback.classify(peer).await,
+        Via::Ingress(_) => Origin::Direct,
+    };
     if is_upgrade(&req) {
         let refusal = if !host_ok {
             Some("host not allowed".to_string())
@@ -106,7 +112,12 @@ pub async fn handle_via(
         } else {
             None
         };
-        return Ok(upgrade(gw, peer, local, req, host, refusal, via));
+        let from = Source {
+            socket: peer,
+            local,
+            origin,
+        };
+        return Ok(upgrade(gw, from, req, host, refusal, via));
     }
     if !host_ok {
         return Ok(json(
@@ -128,7 +139,7 @@ pub async fn handle_via(
             serde_json::json!({"ok": true, "status": "live"}),
         ),
         "/startup" | "/startupz" => startup(&gw),
-        "/ready" | "/readyz" => readiness(&gw),
+        "/ready" | "/readyz" => readiness(&gw, detail_allowed(peer, &via, &origin)),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     };
     if head {
@@ -137,8 +148,15 @@ pub async fn handle_via(
     Ok(resp)
 }
 
-/// Readiness with the failing checks (503 when not ready), shaped like the reference.
-fn readiness(gw: &Gateway) -> Resp {
+/// Probe details (exposure, addresses) only for a genuinely local caller (protocol.md §20):
+/// a direct loopback peer that is not a userspace tailscaled forward.
+fn detail_allowed(peer: SocketAddr, via: &Via, origin: &Origin) -> bool {
+    matches!(via, Via::Direct) && origin.is_direct() && peer.ip().to_canonical().is_loopback()
+}
+
+/// Readiness with the failing checks (503 when not ready), shaped like the reference; the
+/// exposure report only with `detail`.
+fn readiness(gw: &Gateway, detail: bool) -> Resp {
     let mut failing = Vec::new();
     if gw.cancel.is_cancelled() {
         failing.push("draining");
@@ -152,7 +170,12 @@ fn readiness(gw: &Gateway) -> Resp {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms(), "exposure": gw.exposure.report()});
+    let mut body =
+        serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms()});
+    if detail {
+        body["exposure"] = gw.exposure.report();
+        body["audit"] = gw.audit.json();
+    }
     json(status, body)
 }
 
@@ -169,10 +192,16 @@ fn startup(gw: &Gateway) -> Resp {
     json(status, body)
 }
 
+/// Where an upgrade came from: the socket addresses and what the loopback guard said.
+struct Source {
+    socket: SocketAddr,
+    local: SocketAddr,
+    origin: Origin,
+}
+
 fn upgrade(
     gw: Arc<Gateway>,
-    peer: SocketAddr,
-    local: SocketAddr,
+    from: Source,
     mut req: Request<Incoming>,
     host: Option<String>,
     refusal: Option<String>,
@@ -192,20 +221,24 @@ fn upgrade(
             )
         }
     };
+    // A forward is attributed to its tailnet node: its own budget and rate-limit bucket.
+    let peer = from.origin.attributed(from.socket.ip());
+    let slot = req.extensions().get::<PermitSlot>().cloned();
+    if peer != from.socket.ip() && !slot.as_ref().is_none_or(|s| s.attribute_to(peer)) {
+        return too_many_unauthenticated();
+    }
     // The slot taken at accept (listen::serve_http); `None` (closed 1013) if it is missing.
-    let permit = req
-        .extensions()
-        .get::<PermitSlot>()
-        .and_then(PermitSlot::take_for_upgrade);
+    let permit = slot.as_ref().and_then(PermitSlot::take_for_upgrade);
     let transport = Transport {
-        peer: peer.ip(),
-        local: local.ip(),
+        peer,
+        local: from.local.ip(),
         proxy_headers: PROXY_HEADERS.iter().any(|n| h.contains_key(*n)) || via.peer().is_some(),
         origin: header_str(h, "origin")
             .filter(|o| !o.trim().is_empty())
             .map(str::to_string),
         host,
         proxy_ingress: via.peer().is_some(),
+        loopback_forwarded: !from.origin.is_direct(),
         tailnet: via.peer().cloned(),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);

@@ -19,6 +19,7 @@ use super::preauth::{self, AcceptBackoff, PhaseLimits};
 use super::Gateway;
 use crate::config::{BindMode, Settings};
 use crate::exposure::ingress::Via;
+use crate::exposure::proxy_sniff::RefuseProxy;
 
 /// Pre-auth sockets closed per failed `accept` that ran out of file descriptors: enough to let
 /// the listener and an authenticated client's reconnect through, few enough not to empty the
@@ -123,6 +124,8 @@ pub fn serve_until(gw: &Arc<Gateway>, l: TcpListener, stop: CancellationToken) {
 
 async fn direct(gw: Arc<Gateway>, stream: TcpStream, peer: SocketAddr) {
     if let Ok(local) = stream.local_addr() {
+        let exposure = gw.exposure.clone();
+        let stream = RefuseProxy::new(stream, move || exposure.loopback.alert_forged_proxy(peer));
         serve_http(gw, stream, peer, local, Via::Direct).await;
     }
 }
@@ -200,13 +203,15 @@ fn accept_failed(
 /// gateway shuts down. The connection first takes a pre-auth budget slot keyed by `peer`
 /// (closed at once when refused; answered 503 and closed when admitted as a refusal); the slot
 /// rides in each request's extensions so the upgrade can carry it to `hello-ok`.
-pub async fn serve_http(
+pub async fn serve_http<S>(
     gw: Arc<Gateway>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     via: Via,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let permit = match gw.budget.admit(peer.ip()) {
         Ok(p) => p,
         Err(why) => {

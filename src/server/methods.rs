@@ -2,6 +2,9 @@
 //! checks, the unauthorized-call flood guard, and the core methods
 //! (`health`, `status`, `system-presence`, `system-event`, `gateway.identity.get`).
 
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -53,8 +56,18 @@ pub const EVENTS: &[&str] = &[
     "node.pair.resolved",
     "node.invoke.request",
 ];
-/// Consecutive role violations tolerated before closing 1008 (`unauthorized-flood-guard.ts`).
-pub const MAX_UNAUTHORIZED_ROLE_CALLS: u32 = 10;
+/// Denied calls tolerated per [`DENIAL_WINDOW`]; one more closes 1008 (threats.md RL-4;
+/// the reference closes after 10 consecutive role violations — we count every denial).
+pub const MAX_DENIALS: usize = 10;
+/// Sliding window of the breaker: a client that probes a scope it lacks now and
+/// then stays connected; a flood does not, whatever allowed calls it interleaves.
+pub const DENIAL_WINDOW: Duration = Duration::from_secs(10);
+/// Families of privileged methods: an unknown method in one of them is a denied call,
+/// an unknown method elsewhere (a newer client probing a feature) is not.
+pub const PRIVILEGED_PREFIXES: &[&str] = &[
+    "config.", "update.", "exec", "secrets.", "plugins.", "device.", "node.", "system.",
+    "gateway.", "wizard.", "cron.", "hooks.",
+];
 
 /// Per-connection state visible to handlers.
 pub struct Session {
@@ -63,7 +76,8 @@ pub struct Session {
     pub tx: tokio::sync::mpsc::Sender<super::hub::Outbound>,
     pub admission: Admission,
     pub connect: Box<Connect>,
-    unauthorized_streak: u32,
+    /// When each denied call of the last [`DENIAL_WINDOW`] happened.
+    denials: VecDeque<Instant>,
 }
 
 impl Session {
@@ -78,7 +92,7 @@ impl Session {
             tx,
             admission,
             connect,
-            unauthorized_streak: 0,
+            denials: VecDeque::new(),
         }
     }
 
@@ -98,9 +112,21 @@ impl Session {
             .flatten()
     }
 
-    /// More than the tolerated number of consecutive role violations.
+    /// Records a denied call at `now`; allowed calls never clear the window.
+    pub fn record_denial(&mut self, now: Instant) {
+        while self
+            .denials
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= DENIAL_WINDOW)
+        {
+            self.denials.pop_front();
+        }
+        self.denials.push_back(now);
+    }
+
+    /// More than [`MAX_DENIALS`] denied calls inside the window: close the connection.
     pub fn flooding(&self) -> bool {
-        self.unauthorized_streak > MAX_UNAUTHORIZED_ROLE_CALLS
+        self.denials.len() > MAX_DENIALS
     }
 
     fn is_admin(&self) -> bool {
@@ -116,31 +142,13 @@ pub async fn dispatch(gw: &std::sync::Arc<Gateway>, s: &mut Session, text: &str)
         Ok(r) => r,
         Err(e) => return Some(frames::res_err(&e.id, &WireError::invalid(e.message))),
     };
-    let access = match scopes::method_access(&req.method).filter(|_| {
-        IMPLEMENTED.contains(&req.method.as_ref()) || UNADVERTISED.contains(&req.method.as_ref())
-    }) {
-        Some(a) => a,
-        None => {
-            return Some(frames::res_err(
-                &req.id,
-                &WireError::invalid(format!("unknown method: {}", req.method)),
-            ))
+    let denied = denial(s, &req.method);
+    if let Some((counts, e)) = denied {
+        if counts {
+            s.record_denial(Instant::now());
+            crate::throttled_info!(gw.denial_log, "call denied", conn = s.conn_id, method = %req.method, "call denied: {}", e.message);
         }
-    };
-    match scopes::authorize(access, s.admission.role, &s.admission.scopes) {
-        Ok(()) => s.unauthorized_streak = 0,
-        Err(Denied::Role) => {
-            s.unauthorized_streak += 1;
-            let msg = format!(
-                "unauthorized role: {} cannot call {}",
-                s.admission.role.as_str(),
-                req.method
-            );
-            return Some(frames::res_err(&req.id, &WireError::invalid(msg)));
-        }
-        Err(Denied::Scope(scope)) => {
-            return Some(frames::res_err(&req.id, &WireError::missing_scope(scope)))
-        }
+        return Some(frames::res_err(&req.id, &e));
     }
     let params = req.params.map(|p| p.get()).unwrap_or("{}");
     if let Some(r) = super::methods_pairing::handle(gw, s, &req.method, params).await {
@@ -176,6 +184,28 @@ pub async fn dispatch(gw: &std::sync::Arc<Gateway>, s: &mut Session, text: &str)
     Some(result.unwrap_or_else(|e| frames::res_err(&req.id, &e)))
 }
 
+/// Why this session may not call `method`, and whether it counts toward the breaker
+/// (scope, role, unknown privileged method); `None` when the call is allowed.
+fn denial(s: &Session, method: &str) -> Option<(bool, WireError)> {
+    let served = IMPLEMENTED.contains(&method) || UNADVERTISED.contains(&method);
+    let Some(access) = scopes::method_access(method).filter(|_| served) else {
+        let privileged = PRIVILEGED_PREFIXES.iter().any(|p| method.starts_with(p));
+        return Some((
+            privileged,
+            WireError::invalid(format!("unknown method: {method}")),
+        ));
+    };
+    match scopes::authorize(access, s.admission.role, &s.admission.scopes) {
+        Ok(()) => None,
+        Err(Denied::Role) => {
+            let role = s.admission.role.as_str();
+            let msg = format!("unauthorized role: {role} cannot call {method}");
+            Some((true, WireError::invalid(msg)))
+        }
+        Err(Denied::Scope(scope)) => Some((true, WireError::missing_scope(scope))),
+    }
+}
+
 /// The health snapshot (`health` result and `hello-ok.snapshot.health`).
 pub fn health_snapshot(gw: &Gateway) -> Value {
     let started = std::time::Instant::now();
@@ -194,11 +224,14 @@ fn status(gw: &Gateway, s: &Session) -> Value {
     let mut v = json!({
         "ok": true,
         "version": env!("CARGO_PKG_VERSION"),
+        // The reference's name for the same value.
+        "runtimeVersion": env!("CARGO_PKG_VERSION"),
         "uptimeMs": gw.uptime_ms(),
         "connections": {"operators": operators, "nodes": nodes},
         "presence": gw.hub.presence.state_version(),
         "exposure": gw.exposure.report(),
         "tailscaleSource": gw.exposure.source_report(),
+        "audit": gw.audit.json(),
     });
     if let Some(d) = gw.discovery.get() {
         v["discovery"] = serde_json::to_value(d.status()).unwrap_or_default();

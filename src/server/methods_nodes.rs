@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::hub::Outbound;
 use super::methods::Session;
 use super::nodes::{InvokeFailure, Started, DEFAULT_INVOKE_TIMEOUT_MS};
 use super::Gateway;
 use crate::pairing::machine::ADMIN_ONLY_INVOKE;
+use crate::pairing::{NodeSurface, PairedDevice, PairingData};
 use crate::protocol::errors::{ErrorCode, WireError};
 use crate::protocol::frames;
 use crate::protocol::scopes::{self, ADMIN};
@@ -50,6 +51,90 @@ fn parse<T: for<'de> Deserialize<'de>>(method: &str, params: &str) -> Result<T, 
         .map_err(|e| WireError::invalid(format!("invalid {method} params: {e}")))
 }
 
+/// The paired device's client metadata under the reference's field names (`node.list`,
+/// `node.pair.*`); absent fields stay absent.
+pub(super) fn device_meta(dev: Option<&PairedDevice>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(meta) = dev.map(|d| &d.meta) {
+        for (k, v) in [
+            ("clientId", &meta.client_id),
+            ("clientMode", &meta.client_mode),
+            ("platform", &meta.platform),
+            ("deviceFamily", &meta.device_family),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), json!(v));
+            }
+        }
+    }
+    m
+}
+
+/// The reference's approval fields of a node row: `approvalState`, and while a surface request
+/// waits, its id and the declared (not yet effective) commands and caps.
+fn approval_fields(v: &mut Value, surface: Option<&NodeSurface>) {
+    let Some(s) = surface else { return };
+    if let Some(p) = &s.pending {
+        v["approvalState"] = json!("pending-approval");
+        v["pendingRequestId"] = json!(p.request_id);
+        v["pendingDeclaredCommands"] = json!(p.commands);
+        v["pendingDeclaredCaps"] = json!(p.caps);
+    } else if s.approved_at_ms.is_some() {
+        v["approvalState"] = json!("approved");
+    }
+}
+
+/// One `node.list` row: live connection fields first, then the paired record's.
+fn node_row(id: &str, d: &PairingData, live: &[LiveNode]) -> Value {
+    let surface = d.nodes.get(id);
+    let dev = d.paired.get(id);
+    let conn = live.iter().find(|(n, ..)| n == id);
+    let mut v = conn
+        .map(|(_, info, ..)| info.clone())
+        .unwrap_or_else(|| json!({}));
+    for (k, m) in device_meta(dev) {
+        if v.get(&k).is_none_or(Value::is_null) {
+            v[k] = m;
+        }
+    }
+    v["nodeId"] = json!(id);
+    v["connected"] = json!(conn.is_some());
+    v["paired"] = json!(dev.is_some());
+    if let Some(name) = surface
+        .and_then(|s| s.display_name.clone())
+        .or(dev.and_then(|d| d.label.clone().or(d.meta.display_name.clone())))
+    {
+        v["displayName"] = json!(name);
+    }
+    let approved_caps = surface.map(|s| s.approved_caps.clone()).unwrap_or_default();
+    if let Some((_, _, eff, at)) = conn {
+        v["commands"] = json!(eff);
+        v["connectedAtMs"] = json!(at);
+        // Like commands, declared caps count only once approved (the reference shows `[]`).
+        let declared: Vec<String> = serde_json::from_value(v["caps"].take()).unwrap_or_default();
+        v["caps"] = json!(declared
+            .into_iter()
+            .filter(|c| approved_caps.contains(c))
+            .collect::<Vec<_>>());
+    } else {
+        v["commands"] = json!(surface
+            .map(|s| s.approved_commands.clone())
+            .unwrap_or_default());
+        v["caps"] = json!(approved_caps);
+    }
+    if let Some(at) = surface
+        .and_then(|s| s.approved_at_ms)
+        .or(dev.map(|d| d.approved_at_ms))
+    {
+        v["approvedAtMs"] = json!(at);
+    }
+    approval_fields(&mut v, surface);
+    v
+}
+
+/// A connected node as the registry reports it: id, info, effective commands, connected-at.
+type LiveNode = (String, Value, Vec<String>, i64);
+
 /// All known nodes (paired surfaces and connected nodes), connected first, then by name.
 fn node_rows(gw: &Gateway) -> Vec<Value> {
     let live = gw.nodes.snapshot();
@@ -64,41 +149,7 @@ fn node_rows(gw: &Gateway) -> Vec<Value> {
         ids.extend(live.iter().map(|(id, ..)| id.clone()));
         ids.sort();
         ids.dedup();
-        ids.iter()
-            .map(|id| {
-                let surface = d.nodes.get(id);
-                let dev = d.paired.get(id);
-                let conn = live.iter().find(|(n, ..)| n == id);
-                let mut v = conn
-                    .map(|(_, info, ..)| info.clone())
-                    .unwrap_or_else(|| json!({}));
-                v["nodeId"] = json!(id);
-                v["connected"] = json!(conn.is_some());
-                v["paired"] = json!(dev.is_some());
-                if let Some(name) = surface
-                    .and_then(|s| s.display_name.clone())
-                    .or(dev.and_then(|d| d.label.clone().or(d.meta.display_name.clone())))
-                {
-                    v["displayName"] = json!(name);
-                }
-                if let Some((_, _, eff, at)) = conn {
-                    v["commands"] = json!(eff);
-                    v["connectedAtMs"] = json!(at);
-                } else {
-                    v["commands"] = json!(surface
-                        .map(|s| s.approved_commands.clone())
-                        .unwrap_or_default());
-                    v["caps"] = json!(surface.map(|s| s.approved_caps.clone()).unwrap_or_default());
-                }
-                if let Some(at) = surface
-                    .and_then(|s| s.approved_at_ms)
-                    .or(dev.map(|d| d.approved_at_ms))
-                {
-                    v["approvedAtMs"] = json!(at);
-                }
-                v
-            })
-            .collect()
+        ids.iter().map(|id| node_row(id, d, &live)).collect()
     });
     rows.sort_by_key(|r| {
         (
@@ -149,7 +200,17 @@ pub async fn handle(
                 json!({"ok": true, "ignored": true})
             }))
         }),
-        "node.invoke.progress" => Ok(Some(json!({"ok": true}))),
+        "node.invoke.progress" => parse::<Value>(method, params).map(|p| {
+            let live = p["invokeId"]
+                .as_str()
+                .is_some_and(|id| gw.nodes.is_pending(s.node_id().unwrap_or_default(), id));
+            // Progress for an invoke that is not (or no longer) pending is ignored, as a late result.
+            Some(if live {
+                json!({"ok": true})
+            } else {
+                json!({"ok": true, "ignored": true})
+            })
+        }),
         "node.event" => parse::<Value>(method, params)
             .map(|p| Some(json!({"ok": true, "event": p["event"], "handled": false}))),
         _ => return None,
@@ -207,8 +268,11 @@ fn invoke(
         Some(&p.idempotency_key),
     ) {
         Started::NotConnected => {
-            return Err(WireError::new(ErrorCode::Unavailable, "node not connected")
-                .with_details(json!({"code": "NOT_CONNECTED", "nodeId": p.node_id})))
+            return Err(
+                WireError::new(ErrorCode::Unavailable, "node not connected").with_details(
+                    json!({"code": "NOT_CONNECTED", "nodeError": {"code": "NOT_CONNECTED", "message": "node not connected"}, "nodeCommandDispatched": false}),
+                ),
+            )
         }
         Started::NotAllowed => {
             return Err(WireError::invalid(format!(
@@ -254,12 +318,25 @@ fn invoke(
     Ok(())
 }
 
+/// The `payload` of a successful invoke as the reference answers it: the node's own `payload`,
+/// else its `payloadJSON` parsed (protocol.md §16; `openclaw nodes invoke --json` prints it), else
+/// `null` (no payload, or `payloadJSON` that is not JSON — passed through untouched as the string).
+fn result_payload(v: &Value) -> Value {
+    match &v["payload"] {
+        Value::Null => v["payloadJSON"]
+            .as_str()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(Value::Null),
+        p => p.clone(),
+    }
+}
+
 /// The operator's `res` for a finished invoke (reference shapes, see the ADR).
 fn reply(req_id: &str, node_id: &str, command: &str, r: super::nodes::InvokeResult) -> String {
     match r {
         Ok(v) => frames::res_ok(
             req_id,
-            &json!({"ok": true, "nodeId": node_id, "command": command, "payload": v["payload"], "payloadJSON": v["payloadJSON"]}),
+            &json!({"ok": true, "nodeId": node_id, "command": command, "payload": result_payload(&v), "payloadJSON": v["payloadJSON"]}),
         ),
         Err(f) => {
             let (node_error, msg) = match f {
@@ -291,5 +368,28 @@ fn reply(req_id: &str, node_id: &str, command: &str, r: super::nodes::InvokeResu
                 .with_details(json!({"nodeError": node_error, "nodeCommandDispatched": true}));
             frames::res_err(req_id, &e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoke_payload_is_the_parsed_payload_json_like_the_reference() {
+        let which = json!({"payload": null, "payloadJSON": "{\"bins\":{\"sh\":\"/usr/bin/sh\"}}"});
+        assert_eq!(
+            result_payload(&which),
+            json!({"bins": {"sh": "/usr/bin/sh"}})
+        );
+        let direct = json!({"payload": {"a": 1}, "payloadJSON": null});
+        assert_eq!(result_payload(&direct), json!({"a": 1}));
+        let garbage = json!({"payload": null, "payloadJSON": "not json"});
+        assert_eq!(result_payload(&garbage), Value::Null);
+        assert_eq!(result_payload(&json!({})), Value::Null);
+        let frame: Value =
+            serde_json::from_str(&reply("r1", "n", "system.which", Ok(which))).unwrap();
+        assert_eq!(frame["payload"]["payload"]["bins"]["sh"], "/usr/bin/sh");
+        assert!(frame["payload"]["payloadJSON"].is_string());
     }
 }

@@ -105,7 +105,7 @@ pub async fn handle(
         "node.pair.list" => Ok(node_pair_list(gw)),
         "node.pair.approve" => approve_node(gw, &caller, parse(method, params), now).await,
         "node.pair.reject" => reject_node(gw, parse(method, params), now).await,
-        "node.pair.remove" => remove_node(gw, parse(method, params)).await,
+        "node.pair.remove" => remove_node(gw, &caller, parse(method, params)).await,
         "node.rename" => rename_node(gw, parse(method, params)).await,
         _ => return None,
     })
@@ -200,10 +200,30 @@ async fn reject_node(
     Ok(json!({"requestId": r.request_id, "nodeId": r.node_id}))
 }
 
-async fn remove_node(gw: &Gateway, p: Result<NodeParams, WireError>) -> Result<Value, WireError> {
+/// Removes a node's surface and, like the reference, the pairing of a node-only device (so it
+/// cannot reconnect on its device token); a device that is also an operator keeps that role.
+async fn remove_node(
+    gw: &Gateway,
+    caller: &crate::pairing::Caller,
+    p: Result<NodeParams, WireError>,
+) -> Result<Value, WireError> {
     let p = p?;
-    change(gw, |d| d.remove_node(&p.node_id)).await?;
-    gw.nodes.set_effective(&p.node_id, vec![]);
+    let id = p.node_id.as_str();
+    change(gw, |d| {
+        d.remove_node(id)?;
+        if d.paired
+            .get(id)
+            .is_some_and(|dev| dev.roles.iter().all(|r| r == "node"))
+        {
+            d.remove(id, caller)?;
+        }
+        Ok(())
+    })
+    .await?;
+    gw.nodes.set_effective(id, vec![]);
+    gw.hub.kick_where(close::POLICY, "node removed", |e| {
+        e.device_id.as_deref() == Some(id) && e.role == crate::protocol::connect::Role::Node
+    });
     Ok(json!({"nodeId": p.node_id}))
 }
 
@@ -268,12 +288,23 @@ async fn rotate(
 
 fn node_pair_list(gw: &Gateway) -> Value {
     gw.pairing.read(|d| {
-        let pending: Vec<Value> = d.nodes.values().filter_map(|n| n.pending.as_ref().map(|p| {
-            let mut v = json!(p);
-            v["displayName"] = json!(n.display_name);
-            v
-        })).collect();
-        let paired: Vec<Value> = d.nodes.values().filter(|n| n.approved_at_ms.is_some()).map(|n| json!({"nodeId": n.node_id, "displayName": n.display_name, "commands": n.approved_commands, "caps": n.approved_caps, "approvedAtMs": n.approved_at_ms})).collect();
+        let pending: Vec<Value> = d
+            .nodes
+            .values()
+            .filter_map(|n| {
+                n.pending.as_ref().map(|p| {
+                    let mut v = with_meta(json!(p), d, &n.node_id);
+                    v["displayName"] = json!(n.display_name);
+                    v
+                })
+            })
+            .collect();
+        let paired: Vec<Value> = d
+            .nodes
+            .values()
+            .filter(|n| n.approved_at_ms.is_some())
+            .map(|n| approved_node(d, n))
+            .collect();
         json!({"pending": pending, "paired": paired})
     })
 }
@@ -285,14 +316,36 @@ async fn approve_node(
     now: i64,
 ) -> Result<Value, WireError> {
     let p = p?;
-    let n = change(gw, |d| d.approve_node(&p.request_id, caller, now)).await?;
+    let (n, node) = change(gw, |d| {
+        let n = d.approve_node(&p.request_id, caller, now)?;
+        let node = approved_node(d, &n);
+        Ok((n, node))
+    })
+    .await?;
     gw.nodes.refresh_effective(&n.node_id, &n.approved_commands);
     gw.hub.broadcast(EventFrame::new(
         "node.pair.resolved",
         &json!({"requestId": p.request_id, "nodeId": n.node_id, "decision": "approved", "ts": now}),
     ));
-    Ok(
-        json!({"requestId": p.request_id, "node": {"nodeId": n.node_id, "commands": n.approved_commands, "caps": n.approved_caps, "approvedAtMs": n.approved_at_ms}}),
+    Ok(json!({"requestId": p.request_id, "node": node}))
+}
+
+/// `v` with the node's paired-device metadata (clientId, platform, …) added where absent.
+fn with_meta(mut v: Value, d: &crate::pairing::PairingData, node_id: &str) -> Value {
+    for (k, m) in super::methods_nodes::device_meta(d.paired.get(node_id)) {
+        if v.get(&k).is_none() {
+            v[k] = m;
+        }
+    }
+    v
+}
+
+/// An approved node surface as `node.pair.list` / `node.pair.approve` show it.
+fn approved_node(d: &crate::pairing::PairingData, n: &crate::pairing::NodeSurface) -> Value {
+    with_meta(
+        json!({"nodeId": n.node_id, "displayName": n.display_name, "commands": n.approved_commands, "caps": n.approved_caps, "approvedAtMs": n.approved_at_ms}),
+        d,
+        &n.node_id,
     )
 }
 

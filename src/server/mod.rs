@@ -13,6 +13,7 @@ pub mod guard_io;
 pub mod http;
 pub mod hub;
 pub mod listen;
+pub mod log_throttle;
 pub mod methods;
 pub mod methods_nodes;
 pub mod methods_pairing;
@@ -57,6 +58,12 @@ pub struct Gateway {
     pub discovery: std::sync::OnceLock<crate::discovery::DiscoveryHandle>,
     /// Tailscale exposure state and the public endpoint (MagicDNS).
     pub exposure: Arc<crate::exposure::Exposure>,
+    /// Audit findings: settings at start plus evidence seen since (EX-4, PX-2, PX-6).
+    pub audit: crate::audit::Audit,
+    /// Throttles the INFO line per refused `connect` (RL-3).
+    pub refusal_log: log_throttle::LogThrottle,
+    /// Throttles the INFO line per denied method call (RL-4).
+    pub denial_log: log_throttle::LogThrottle,
     /// The live auth settings (hot-reloadable, see [`reload`]).
     auth: std::sync::RwLock<Arc<crate::config::AuthSettings>>,
 }
@@ -72,6 +79,7 @@ impl Gateway {
         let global = budget::global_cap(MAX_PENDING_HANDSHAKES, fdlimit::soft());
         let budget = budget::Budget::new(settings.max_preauth_per_ip, global);
         let hosts = host_policy(&settings);
+        let audit = crate::audit::Audit::new(&settings);
         let hub = hub::Hub::new(presence::Presence::new(Some(self_presence())));
         let exposure = Arc::new(crate::exposure::Exposure::new(
             settings.tailscale_mode,
@@ -93,6 +101,9 @@ impl Gateway {
             listen_addrs: Default::default(),
             discovery: Default::default(),
             exposure,
+            audit,
+            refusal_log: Default::default(),
+            denial_log: Default::default(),
             auth: std::sync::RwLock::new(Arc::new(auth)),
         })
     }

@@ -116,6 +116,14 @@ impl Nodes {
         }
     }
 
+    /// Whether invoke `id` routed to `node_id` still awaits its result.
+    pub fn is_pending(&self, node_id: &str, id: &str) -> bool {
+        self.lock()
+            .pending
+            .get(id)
+            .is_some_and(|p| p.node_id == node_id)
+    }
+
     pub fn is_connected(&self, node_id: &str) -> bool {
         self.lock().nodes.contains_key(node_id)
     }

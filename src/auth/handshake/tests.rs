@@ -24,6 +24,7 @@ fn transport(peer: &str) -> Transport {
         origin: None,
         host: Some("127.0.0.1:18789".into()),
         proxy_ingress: false,
+        loopback_forwarded: false,
         tailnet: None,
     }
 }
@@ -93,6 +94,39 @@ fn remote_deviceless_scopes_are_cleared() {
     )
     .unwrap();
     assert!(a.scopes.is_empty());
+}
+
+#[test]
+fn local_deviceless_clients_other_than_cli_and_backend_get_no_scopes() {
+    let rl = RateLimiter::new(&RateLimitFile::default());
+    let lo = transport("127.0.0.1");
+    let tok = settings(AuthMode::Token);
+    let as_client = |id: &str, mode: &str| {
+        let client =
+            serde_json::json!({"id": id, "version": "1", "platform": "linux", "mode": mode});
+        connect(
+            serde_json::json!({"token":"T"}),
+            serde_json::json!({"client": client}),
+        )
+    };
+    for (id, mode) in [
+        ("openclaw-tui", "cli"),
+        ("openclaw-macos", "ui"),
+        ("cli", "ui"),
+    ] {
+        let a = run(&as_client(id, mode), &lo, &tok, &rl).unwrap();
+        assert!(a.scopes.is_empty(), "{id}/{mode} kept {:?}", a.scopes);
+    }
+    let backend = run(&as_client("gateway-client", "backend"), &lo, &tok, &rl).unwrap();
+    assert_eq!(backend.scopes, ["operator.read", "operator.admin"]);
+    // `auth = none` on loopback has no shared secret to bound: requested scopes stay.
+    let none = run(
+        &as_client("openclaw-macos", "ui"),
+        &lo,
+        &settings(AuthMode::None),
+        &rl,
+    );
+    assert_eq!(none.unwrap().scopes, ["operator.read", "operator.admin"]);
 }
 
 #[test]
@@ -167,6 +201,23 @@ fn remote_failures_lock_out_but_loopback_is_exempt() {
         run(&bad, &lo, &tok, &rl).unwrap_err();
     }
     assert!(run(&good, &lo, &tok, &rl).is_ok());
+    // Not locked out, but no longer free: the next loopback attempt is held (RL-3).
+    let input = Input {
+        tokens: &|_, _, _, _| TokenCheck::Mismatch,
+        connect: &good,
+        transport: &lo,
+        auth: &tok,
+        allowed_origins: &[],
+        issued_nonce: "n",
+        now_ms: 0,
+        now: Instant::now(),
+    };
+    let first = loopback_wait(&input, &rl).unwrap();
+    let second = loopback_wait(&input, &rl).unwrap();
+    assert!(
+        second > first,
+        "attempts are spaced: {first:?} then {second:?}"
+    );
     // A browser Origin removes the loopback exemption.
     let browser = Transport {
         origin: Some("http://localhost:3000".into()),
@@ -176,6 +227,22 @@ fn remote_failures_lock_out_but_loopback_is_exempt() {
         run(&bad, &browser, &tok, &rl).unwrap_err();
     }
     assert_eq!(code(run(&good, &browser, &tok, &rl)), "AUTH_RATE_LIMITED");
+}
+
+#[test]
+fn a_userspace_forward_on_loopback_is_never_exempt() {
+    let rl = RateLimiter::new(&RateLimitFile::default());
+    let tok = settings(AuthMode::Token);
+    let bad = connect(serde_json::json!({"token":"WRONG"}), serde_json::json!({}));
+    let good = connect(serde_json::json!({"token":"T"}), serde_json::json!({}));
+    let unproven = Transport {
+        loopback_forwarded: true,
+        ..transport("127.0.0.1")
+    };
+    for _ in 0..10 {
+        run(&bad, &unproven, &tok, &rl).unwrap_err();
+    }
+    assert_eq!(code(run(&good, &unproven, &tok, &rl)), "AUTH_RATE_LIMITED");
 }
 
 #[test]

@@ -84,7 +84,11 @@ struct RunArgs {
     name: Vec<String>,
     #[arg(long, required = true)]
     url: Vec<String>,
-    #[arg(long, env = "CLAWGATE_BENCH_TOKEN", default_value = "bench-token")]
+    #[arg(
+        long,
+        env = "CLAWGATE_BENCH_TOKEN",
+        default_value = "bench-token-0123456789abcdef"
+    )]
     token: String,
     /// Start each server with `sh -c 'exec CMD'` and measure start → first `health`.
     #[arg(long)]
