@@ -9,8 +9,9 @@
 //!   that peer out (its own bucket: the local CLI is unaffected);
 //! - a forged PROXY v2 header from vienna reaches neither the Serve ingress nor an identity, and
 //!   the gateway port gives it no answer at all;
-//! - the clawgate CLI and the real `openclaw gateway health` on the gateway host keep working
-//!   (whois proves them local); `/readyz` and `doctor` say loopback is forwarded, with the fix;
+//! - the clawgate CLI, the real `openclaw gateway health` and the real node host on the gateway
+//!   host keep working (whois proves them local: the node host is paired silently, as opted into
+//!   with `autoApproveLocal: true`); `/readyz` and `doctor` say loopback is forwarded, with the fix;
 //! - the tsnet sidecar forwards nothing to host loopback.
 //!
 //! Needs the testnet, `tailscaled` and the OpenClaw peer; skipped without them unless
@@ -44,10 +45,12 @@ fn cg(gw: &Gateway, args: &[&str]) -> (bool, Value) {
     (o.status.success(), v)
 }
 
-/// A gateway in serve mode on the real userspace tailscaled of `net`, exposure ok.
+/// A gateway in serve mode on the real userspace tailscaled of `net`, exposure ok. Silent local
+/// pairing is opted into explicitly (required while exposed, PR-9), so only locality decides it.
 async fn serve_on_daemon(net: &Testnet) -> Gateway {
     let sock = net.node("daemon").localapi["address"].as_str().unwrap();
-    let cfg = json!({"gateway": {"tailscale": {"mode": "serve", "socket": sock}}});
+    let cfg = json!({"gateway": {"tailscale": {"mode": "serve", "socket": sock},
+        "nodes": {"pairing": {"autoApproveLocal": true}}}});
     let gw = Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &[]);
     testnet::wait_exposure(gw.port, "ok", Duration::from_secs(30)).await;
     gw
@@ -106,6 +109,12 @@ async fn forwarded_tailnet_peers_are_remote_and_local_clients_still_work() {
             paired.iter().all(|d| d["approvedBy"] != "silent-local"),
             "no silent pairing for a forwarded peer: {devices}"
         );
+        // The real node host on the gateway host itself is proven local and paired silently.
+        let local_home = tempfile::tempdir().unwrap();
+        let mut local = node_host(&dir, local_home.path(), None, "127.0.0.1", gw.port, TOKEN);
+        let silent = wait_silent(&gw, Duration::from_secs(60)).await;
+        kill_group(&mut local);
+        assert_eq!(silent["remoteIp"], "127.0.0.1", "{silent}");
 
         // Device-less token connect from vienna: authenticated, but no local-only scopes.
         let res = connect_from(&net, "vienna", &daemon_ip, gw.port, json!({"token": TOKEN})).await;
@@ -166,6 +175,26 @@ async fn forwarded_tailnet_peers_are_remote_and_local_clients_still_work() {
         net.stop().await;
     })
     .await;
+}
+
+/// Waits (bounded) for a device paired silently as local.
+async fn wait_silent(gw: &Gateway, bound: Duration) -> Value {
+    let end = tokio::time::Instant::now() + bound;
+    loop {
+        let (_, v) = cg(gw, &["devices", "list"]);
+        let paired = v["paired"].as_array().cloned().unwrap_or_default();
+        if let Some(d) = paired
+            .into_iter()
+            .find(|d| d["approvedBy"] == "silent-local")
+        {
+            return d;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no silent local pairing: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Waits (bounded) for the first pending device pairing request.

@@ -101,13 +101,14 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         .unwrap_or(Value::Null);
     let mut forwarding = super::doctor_net::loopback_from_report(&exposure);
     if let Some((api, system)) = backend(&settings, &mut checks) {
-        let status = tailscale_checks(&settings, &*api, &exposure, &mut checks).await;
+        let status = tailscale_checks(&settings, (&*api, system), &exposure, &mut checks).await;
         if let (true, None, Some(st)) = (system, forwarding, status) {
             forwarding = Some(crate::exposure::Forwarding::from_status(&st));
         }
     }
-    if let Some(f) = forwarding {
-        checks.push(super::doctor_net::loopback_check(f, settings.port));
+    match forwarding {
+        Some(f) => checks.push(super::doctor_net::loopback_check(f, settings.port)),
+        None => checks.extend(super::doctor_net::loopback_unchecked(&exposure)),
     }
     exposure_check(&settings, &exposure, &mut checks);
     reach_checks(&exposure, &mut checks);
@@ -180,14 +181,19 @@ fn backend(s: &Settings, checks: &mut Vec<Check>) -> Option<(Arc<dyn LocalApi>, 
 
 async fn tailscale_checks(
     s: &Settings,
-    api: &dyn LocalApi,
+    (api, system): (&dyn LocalApi, bool),
     exposure: &Value,
     checks: &mut Vec<Check>,
 ) -> Option<Status> {
+    let access_fix = if system {
+        "start tailscaled; give this user access: `sudo tailscale set --operator=$USER` (or use the sidecar)"
+    } else {
+        "start the attached sidecar (clawgate-tsnet --handshake-file …); it needs no operator rights"
+    };
     let status = match api.self_status().await {
         Ok(st) => st,
         Err(e) => {
-            checks.push(fail("tailscale reachable", e.to_string(), "start tailscaled; give this user access: `sudo tailscale set --operator=$USER` (or use the sidecar)"));
+            checks.push(fail("tailscale reachable", e.to_string(), access_fix));
             return None;
         }
     };
@@ -224,11 +230,7 @@ async fn tailscale_checks(
     if s.tailscale_mode != TailscaleMode::Off {
         match api.serve_config().await {
             Ok((cfg, _)) => checks.push(ownership(&cfg, u16::from(port), mode, exposure)),
-            Err(e) => checks.push(fail(
-                "serve config",
-                e.to_string(),
-                "give this user LocalAPI access (`tailscale set --operator=$USER`)",
-            )),
+            Err(e) => checks.push(fail("serve config", e.to_string(), access_fix)),
         }
     }
     Some(status)

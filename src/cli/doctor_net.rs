@@ -99,6 +99,16 @@ pub(super) fn loopback_from_report(exposure: &serde_json::Value) -> Option<Forwa
     }
 }
 
+/// With `tailscale.mode = off` nothing is asked (SL-1): say so, with what it cannot see.
+pub(super) fn loopback_unchecked(exposure: &serde_json::Value) -> Option<Check> {
+    let l = &exposure["loopback"];
+    (l["state"] == "unchecked").then(|| {
+        let why = l["consequence"].as_str().unwrap_or_default();
+        let fix = l["fix"].as_str().unwrap_or_default();
+        pass("loopback forwarding", format!("not checked: {why} ({fix})"))
+    })
+}
+
 /// Fails while a userspace tailscaled makes the loopback gateway reachable from the tailnet
 /// (tailscale.md §12.1): the socket list alone would show "loopback" and look safe.
 pub(super) fn loopback_check(f: Forwarding, port: u16) -> Check {

@@ -164,6 +164,8 @@ pub struct Settings {
     pub handshake_timeout: Duration,
     pub tick_interval: Duration,
     pub max_preauth_per_ip: usize,
+    /// Silent local pairing allowed: `gateway.nodes.pairing.autoApproveLocal`, whose default is
+    /// on only while nothing is exposed ([`auto_approve_local`]).
     pub auto_approve_local: bool,
     /// `discovery.*` with environment overrides applied.
     pub discovery: crate::discovery::DiscoveryConfig,
@@ -342,7 +344,12 @@ fn resolve(
         handshake_timeout: Duration::from_millis(handshake_ms.min(MAX_HANDSHAKE_TIMEOUT_MS)),
         tick_interval: Duration::from_millis(tick_ms.max(10)),
         max_preauth_per_ip: max_preauth.unwrap_or(DEFAULT_MAX_PREAUTH_PER_IP).max(1),
-        auto_approve_local: g.nodes.pairing.auto_approve_local.unwrap_or(true),
+        auto_approve_local: auto_approve_local(
+            g.nodes.pairing.auto_approve_local,
+            bind,
+            custom_bind_host,
+            tailscale_mode,
+        ),
         discovery,
         paths,
         file,
@@ -423,3 +430,21 @@ fn tailscale_mode(v: &Value) -> Result<TailscaleMode, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// threats.md PR-9 / protocol.md §13.4 project rule: while any remote exposure is configured
+/// (Serve/Funnel, or a bind beyond loopback — `auto` counts, it may mean all interfaces), silent
+/// local pairing needs `autoApproveLocal: true` set explicitly; without exposure it defaults on.
+pub fn auto_approve_local(
+    explicit: Option<bool>,
+    bind: BindMode,
+    custom_bind_host: Option<IpAddr>,
+    tailscale_mode: TailscaleMode,
+) -> bool {
+    let exposed = tailscale_mode != TailscaleMode::Off
+        || match bind {
+            BindMode::Loopback => false,
+            BindMode::Custom => custom_bind_host.is_some_and(|h| !h.is_loopback()),
+            _ => true,
+        };
+    explicit.unwrap_or(!exposed)
+}

@@ -222,3 +222,28 @@ fn generated_token_is_persisted_0600() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn silent_local_pairing_needs_an_explicit_opt_in_while_exposed() {
+    use super::auto_approve_local as aal;
+    let lo: Option<std::net::IpAddr> = Some("127.0.0.1".parse().unwrap());
+    let lan: Option<std::net::IpAddr> = Some("192.168.1.10".parse().unwrap());
+    assert!(aal(None, BindMode::Loopback, None, TailscaleMode::Off));
+    assert!(aal(None, BindMode::Custom, lo, TailscaleMode::Off));
+    assert!(!aal(None, BindMode::Loopback, None, TailscaleMode::Serve));
+    assert!(!aal(None, BindMode::Lan, None, TailscaleMode::Off));
+    assert!(!aal(None, BindMode::Custom, lan, TailscaleMode::Off));
+    assert!(!aal(None, BindMode::Tailnet, None, TailscaleMode::Off));
+    assert!(aal(
+        Some(true),
+        BindMode::Loopback,
+        None,
+        TailscaleMode::Funnel
+    ));
+    assert!(!aal(
+        Some(false),
+        BindMode::Loopback,
+        None,
+        TailscaleMode::Off
+    ));
+}

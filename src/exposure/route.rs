@@ -73,9 +73,21 @@ pub struct RouteSpec {
     pub funnel_port: FunnelPort,
     /// The dedicated ingress listener.
     pub ingress: SocketAddr,
+    /// The LocalAPI is clawgate's own tsnet sidecar (remedies name it, not `tailscale set`).
+    pub sidecar: bool,
 }
 
 impl RouteSpec {
+    /// The fix when the LocalAPI cannot be reached or refuses us: about the sidecar when it is
+    /// ours (its supervisor restarts it; nobody needs operator rights), else about tailscaled.
+    pub fn access_remedy(&self) -> String {
+        if self.sidecar {
+            "clawgate's tsnet sidecar (clawgate-tsnet) is not up: `clawgate status` shows its state and last error (tailscaleSource); it is restarted automatically — check gateway.tailscale.sidecar (binary, authKeyFile, stateDir) and its log".into()
+        } else {
+            "start tailscaled (or check gateway.tailscale.socket), and make sure this user may use it: `sudo tailscale set --operator=$USER` (or use the sidecar, gateway.tailscale.sidecar)".into()
+        }
+    }
+
     /// The public port: 443 for Serve, the Funnel port for Funnel.
     pub fn public_port(&self) -> u16 {
         match self.mode {
@@ -145,7 +157,7 @@ async fn refresh(
     let status = api.self_status().await.map_err(|e| {
         Failure(
             format!("Tailscale LocalAPI unreachable: {e}"),
-            "start tailscaled (or check gateway.tailscale.socket / the sidecar), and make sure this user may use it: `tailscale set --operator=$USER`".into(),
+            spec.access_remedy(),
         )
     })?;
     exposure.observe_status(&status);
@@ -184,7 +196,7 @@ async fn claim_and_hold(
         Err(e) => {
             return Failure(
                 format!("cannot open the IPN bus: {e}"),
-                "check tailscaled is running and this user may use its LocalAPI".into(),
+                spec.access_remedy(),
             )
         }
     };
@@ -197,7 +209,12 @@ async fn claim_and_hold(
             )
         }
         Err(ClaimError::Api(e)) => {
-            return Failure(format!("serve config refused: {e}"), "give this user LocalAPI write access (`tailscale set --operator=$USER`) or use the sidecar; if tailscaled runs with --config, set Locked: false".into())
+            let fix = if spec.sidecar {
+                spec.access_remedy()
+            } else {
+                "give this user LocalAPI write access (`sudo tailscale set --operator=$USER`) or use the sidecar; if tailscaled runs with --config, set Locked: false".into()
+            };
+            return Failure(format!("serve config refused: {e}"), fix);
         }
     }
     if let Err(f) = verify(api, &session, spec, &fqdn).await {

@@ -45,6 +45,7 @@ fn spawn_route(
         mode: mode.into(),
         funnel_port: FunnelPort::P443,
         ingress: "127.0.0.1:4000".parse().unwrap(),
+        sidecar: false,
     };
     let task = tokio::spawn(run(fake.clone(), spec, exposure.clone(), cancel.clone()));
     (exposure, cancel, task)
@@ -148,6 +149,7 @@ fn entry_is_a_tls_terminated_proxy_v2_forward() {
         mode: TailscaleMode::Funnel,
         funnel_port: FunnelPort::P8443,
         ingress: "127.0.0.1:4000".parse().unwrap(),
+        sidecar: false,
     };
     let e = spec.entry("gw.ts.net");
     let h = &e.tcp["8443"];
@@ -161,4 +163,25 @@ fn entry_is_a_tls_terminated_proxy_v2_forward() {
     };
     assert!(serve.entry("gw.ts.net").allow_funnel.is_empty());
     assert!(serve.entry("gw.ts.net").tcp.contains_key("443"));
+}
+
+#[test]
+fn remedies_name_the_sidecar_when_it_is_the_backend() {
+    let system = RouteSpec {
+        mode: TailscaleMode::Serve,
+        funnel_port: FunnelPort::P443,
+        ingress: "127.0.0.2:4000".parse().unwrap(),
+        sidecar: false,
+    };
+    assert!(system.access_remedy().contains("--operator"));
+    let own = RouteSpec {
+        sidecar: true,
+        ..system
+    };
+    let fix = own.access_remedy();
+    assert!(!fix.contains("--operator"), "{fix}");
+    assert!(
+        fix.contains("clawgate-tsnet") && fix.contains("clawgate status"),
+        "{fix}"
+    );
 }

@@ -132,6 +132,10 @@ pub async fn start_with(
         mode: cfg.mode,
         funnel_port: cfg.funnel_port,
         ingress: addr,
+        sidecar: matches!(
+            cfg.backend(),
+            tailscale::Backend::SpawnSidecar(_) | tailscale::Backend::AttachSidecar(_)
+        ),
     };
     gw.tracker.spawn(route::run(
         api,
