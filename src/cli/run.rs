@@ -62,8 +62,11 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     gw.spawn_discovery();
     crate::server::reload::spawn(&gw, over);
     let exposure = crate::exposure::start(&gw).await?;
+    // Handlers first: the banner tells supervisors (and tests) the gateway is up, and a SIGTERM
+    // right after it must drain, not kill.
+    let signals = Signals::install();
     banner(&gw, generated);
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down: notifying clients and draining");
     gw.shutdown().await;
     exposure.shutdown().await;
@@ -149,19 +152,41 @@ fn generated_token_line(s: &Settings) {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot install SIGTERM handler: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT, registered before the gateway announces itself.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let get = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!("cannot install the {name} handler: {e}");
+                None
+            }
+        };
+        Self {
+            term: get(SignalKind::terminate(), "SIGTERM"),
+            int: get(SignalKind::interrupt(), "SIGINT"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.term) => {}
+            _ = recv(&mut self.int) => {}
+        }
     }
 }
 

@@ -200,7 +200,11 @@ impl State {
                 c.http_phase.remove(&seq)
             })
             .unwrap_or(false);
-        if self.by_ip.get(&old).is_some_and(|c| c.live == 0 && c.refusing == 0) {
+        if self
+            .by_ip
+            .get(&old)
+            .is_some_and(|c| c.live == 0 && c.refusing == 0)
+        {
             self.by_ip.remove(&old);
         }
         let c = self.by_ip.entry(ip).or_default();
@@ -305,7 +309,10 @@ mod tests {
         let p2 = b.admit(lo).unwrap();
         assert!(b.admit(lo).unwrap().is_refusal(), "loopback full");
         assert!(p1.attribute_to(node) && p2.attribute_to(node));
-        assert!(!b.admit(lo).unwrap().is_refusal(), "loopback has room again");
+        assert!(
+            !b.admit(lo).unwrap().is_refusal(),
+            "loopback has room again"
+        );
         let p3 = b.admit(lo).unwrap();
         assert!(!p3.attribute_to(node), "the node is at its cap");
         drop((p1, p2));
