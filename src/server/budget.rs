@@ -317,7 +317,11 @@ mod tests {
         assert!(!p3.attribute_to(node), "the node is at its cap");
         drop((p1, p2));
         assert!(p3.attribute_to(node));
-        assert_eq!(b.in_use(), 1, "only p3 holds a slot (the other admits were dropped)");
+        assert_eq!(
+            b.in_use(),
+            1,
+            "only p3 holds a slot (the other admits were dropped)"
+        );
     }
 
     #[test]
