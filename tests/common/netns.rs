@@ -72,8 +72,9 @@ impl Netns {
         run(&["ip", "link", "set", &n, "netns", &me.name]);
         run(&["ip", "addr", "add", &format!("{host_ip}/30"), "dev", &h]);
         run(&["ip", "link", "set", &h, "up"]);
+        let ns_cidr = format!("{ns_ip}/30");
         let inside = [
-            vec!["ip", "addr", "add", &format!("{ns_ip}/30"), "dev", &n],
+            vec!["ip", "addr", "add", &ns_cidr, "dev", &n],
             vec!["ip", "link", "set", &n, "up"],
             vec!["ip", "link", "set", "lo", "up"],
         ];
