@@ -52,8 +52,10 @@ pub fn available() -> bool {
 }
 
 impl Netns {
-    /// Creates `cg<pid>v<n>` with its veth pair and a placeholder resolv.conf.
+    /// Creates `cg<pid>v<n>` with its veth pair and a placeholder resolv.conf (after deleting
+    /// namespaces left by test processes that no longer exist, e.g. SIGKILLed ones).
     pub fn new() -> Netns {
+        reap_stale();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         let name = format!("cg{pid}v{seq}");
@@ -128,6 +130,28 @@ impl Netns {
         }
         if !pids.is_empty() {
             let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+        }
+    }
+}
+
+/// Deletes `cg<pid>v<n>` namespaces (and their `/etc/netns` dirs) whose test process is gone.
+fn reap_stale() {
+    let o = Command::new("ip").args(["netns", "list"]).output();
+    let list = o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    for name in list
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        let pid = name.strip_prefix("cg").and_then(|r| r.split_once('v'));
+        let Some((pid, seq)) = pid else { continue };
+        let ours = !pid.is_empty() && pid.bytes().chain(seq.bytes()).all(|b| b.is_ascii_digit());
+        if ours && !std::path::Path::new("/proc").join(pid).exists() {
+            drop(Netns {
+                name: name.to_string(),
+                host_ip: Ipv4Addr::UNSPECIFIED,
+                ns_ip: Ipv4Addr::UNSPECIFIED,
+            });
         }
     }
 }
