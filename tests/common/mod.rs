@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod doctor;
+pub mod netns;
 pub mod openclaw;
 pub mod reference;
 pub mod testnet;
