@@ -1,7 +1,7 @@
 //! threats.md rows about fail-closed configuration that had no test when `docs/security.md` was
 //! written (issue 12 item 9), through clawgate's public config API and shipped files, no network:
 //! TN-2/TN-5 (which addresses a bind mode listens on), EX-2 (`auth = none` with any remote
-//! exposure), PX-3..PX-7 (trusted-proxy mode refused) and PR-3 (no secret in the service unit).
+//! exposure), PX-3..PX-7 (trusted-proxy mode fails closed without its settings) and PR-3 (no secret in the service unit).
 
 use clawgate::config::{AuthMode, BindMode, Overrides, TailscaleMode};
 use serde_json::{json, Value};
@@ -113,15 +113,19 @@ fn auth_none_is_refused_with_any_remote_exposure() {
             .unwrap_or_else(|| panic!("{bind:?}/{ts:?} started with auth none"));
         assert_eq!(e.key, "gateway.auth.mode", "{bind:?}/{ts:?}: {e}");
     }
-    // PX-3..PX-7: trusted-proxy mode is refused at config time, never silently ignored.
+    // PX-3..PX-7: trusted-proxy mode without its settings, or next to a shared token, refuses to
+    // start naming the key (never a half-configured proxy trust).
     let over = Overrides {
         auth: Some(AuthMode::TrustedProxy),
-        token: Some(TOKEN.into()),
         ..Default::default()
     };
-    let e = load(over, json!({})).expect_err("trusted-proxy refused");
-    assert!(
-        e.key == "gateway.auth.mode" && e.to_string().contains("not supported"),
-        "{e}"
-    );
+    let e = load(over.clone(), json!({})).expect_err("trusted-proxy needs its settings");
+    assert_eq!(e.key, "gateway.auth.trustedProxy", "{e}");
+    let with_token = Overrides {
+        token: Some(TOKEN.into()),
+        ..over
+    };
+    let cfg = json!({"gateway": {"trustedProxies": ["10.0.0.5"], "auth": {"trustedProxy": {"userHeader": "x-user"}}}});
+    let e = load(with_token, cfg).expect_err("trusted-proxy excludes a token");
+    assert_eq!(e.key, "gateway.auth.token", "{e}");
 }
