@@ -25,7 +25,10 @@ use clawgate::protocol::signature::{self, PayloadFields, ProofContext};
 use clawgate::tailscale::{parse_notify, NdjsonDecoder};
 
 /// Every body, by the name of its `cargo fuzz` target (and its seed directory).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz body: untrusted bytes in, a panic when an invariant breaks.
+pub type Body = fn(&[u8]);
+
+pub const TARGETS: &[(&str, Body)] = &[
     ("frame_parser", frame_parser),
     ("frame_guard", frame_guard),
     ("connect_params", connect_params),
@@ -48,6 +51,9 @@ impl<'a> Reader<'a> {
         let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
         self.0 = rest;
         b
+    }
+    pub fn flag(&mut self) -> bool {
+        self.byte() & 1 == 0
     }
     pub fn u16(&mut self) -> u16 {
         u16::from_le_bytes([self.byte(), self.byte()])
@@ -249,7 +255,7 @@ pub fn proxy_v2(data: &[u8]) {
     }
     let mut r = Reader::new(data);
     let v4 = |r: &mut Reader<'_>| IpAddr::V4(Ipv4Addr::new(r.byte(), r.byte(), r.byte(), r.byte()));
-    let (src, dst) = if r.byte() % 2 == 0 {
+    let (src, dst) = if r.flag() {
         (
             SocketAddr::new(v4(&mut r), r.u16()),
             SocketAddr::new(v4(&mut r), r.u16()),
@@ -307,7 +313,7 @@ pub fn ipn_bus(data: &[u8]) {
 pub fn txt_zone(data: &[u8]) {
     let mut r = Reader::new(data);
     let t = TxtInput {
-        mode: if r.byte() % 2 == 0 {
+        mode: if r.flag() {
             MdnsMode::Minimal
         } else {
             MdnsMode::Full
@@ -315,9 +321,9 @@ pub fn txt_zone(data: &[u8]) {
         gateway_port: r.u16(),
         display_name: r.string(300),
         host_label: r.string(80),
-        tls: r.byte() % 2 == 0,
+        tls: r.flag(),
         tls_sha256: Some(r.string(100)),
-        direct_reachable: r.byte() % 2 == 0,
+        direct_reachable: r.flag(),
         tailnet_dns: Some(r.string(300)),
         ssh_port: r.u16(),
         cli_path: Some(r.string(300)),
@@ -345,7 +351,7 @@ pub fn txt_zone(data: &[u8]) {
             v4: Ipv4Addr::new(100, 64, 0, 1),
             v6: vec![],
         };
-        let text = zone::render(&z, Some(2026_12_02_01));
+        let text = zone::render(&z, Some(2026120201));
         assert!(
             text.bytes()
                 .all(|b| b == b'\n' || (0x20..0x7f).contains(&b)),
