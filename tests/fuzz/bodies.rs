@@ -118,14 +118,29 @@ pub fn frame_guard(data: &[u8]) {
     }
 }
 
-/// `connect` params: validation never panics; an accepted connect negotiated a version
-/// inside the client's range.
+/// `connect` params: validation never panics; an accepted connect is answered with protocol 4
+/// and fits one of the three admission rules (protocol.md §3: v4 range, probe, legacy v3 node).
 pub fn connect_params(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     if let Ok(c) = connect::validate(Some(text)) {
-        assert!(c.params.min_protocol <= c.protocol && c.protocol <= c.params.max_protocol);
+        let (min, max, mode) = (
+            c.params.min_protocol,
+            c.params.max_protocol,
+            &c.params.client.mode,
+        );
+        let v4 = min <= 4 && 4 <= max;
+        let probe = mode == "probe" && max >= 3 && min <= 4;
+        let node = c.role == Role::Node && mode == "node" && min <= 3 && 3 <= max;
+        assert_eq!(
+            c.protocol, 4,
+            "hello-ok always carries the server's version"
+        );
+        assert!(
+            v4 || probe || node,
+            "admitted outside every rule: {min}..{max} {mode}"
+        );
         if let Some(device) = &c.params.device {
             let ctx = ProofContext {
                 params: &c.params,
