@@ -14,8 +14,22 @@ use common::{bounded, call, connect_params, handshake, Gateway, TOKEN};
 use serde_json::{json, Value};
 
 fn tls_gateway() -> Gateway {
+    tls_gateway_on(0)
+}
+
+fn tls_gateway_on(port: u16) -> Gateway {
     let cfg = json!({"gateway": {"tls": {"enabled": true}}});
-    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &[])
+    let port = port.to_string();
+    Gateway::with_config(&cfg, &["--port", &port, "--token", TOKEN], &[])
+}
+
+/// A port that was free a moment ago (for commands that read the port from config, like doctor).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `clawgate <args>` as this gateway's host user (same HOME, state dir and config).
@@ -25,8 +39,10 @@ fn cg(gw: &Gateway, args: &[&str]) -> Output {
         .env("HOME", gw.dir.path())
         .env("OPENCLAW_STATE_DIR", gw.dir.path().join("state"))
         .env("OPENCLAW_CONFIG_PATH", gw.config_path())
-        .env_remove("OPENCLAW_GATEWAY_TOKEN")
-        .env_remove("OPENCLAW_GATEWAY_URL")
+        // The gateway runs on an ephemeral port with --token: point the CLI at it.
+        .env("OPENCLAW_GATEWAY_URL", gw.url())
+        .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+        .env("OPENCLAW_GATEWAY_PORT", gw.port.to_string())
         .output()
         .expect("run clawgate")
 }
@@ -148,7 +164,7 @@ fn plaintext_on_the_tls_port_gets_a_400_naming_wss() {
 
 #[test]
 fn own_cli_status_doctor_and_setup_code_work_over_tls() {
-    let gw = tls_gateway();
+    let gw = tls_gateway_on(free_port());
     let fp = fingerprint_cmd(&gw);
     let h = cg_json(&gw, &["health", "--json"]);
     assert_eq!(h["ok"], true, "{h}");
