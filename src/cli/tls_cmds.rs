@@ -67,19 +67,28 @@ fn fingerprint(a: &TlsArgs) -> anyhow::Result<i32> {
     let (t, _) = match settings(a)? {
         Ok(x) => x,
         Err(why) => {
-            emit(a.json, json!({"ok": false, "enabled": false, "error": why}), why.clone());
+            emit(
+                a.json,
+                json!({"ok": false, "enabled": false, "error": why}),
+                why.clone(),
+            );
             return Ok(1);
         }
     };
     match cert::leaf_fingerprint(&t.cert_path) {
         Ok(fp) => {
-            let v = json!({"ok": true, "enabled": true, "fingerprint": fp, "certPath": t.cert_path});
+            let v =
+                json!({"ok": true, "enabled": true, "fingerprint": fp, "certPath": t.cert_path});
             emit(a.json, v, fp);
             Ok(0)
         }
         Err(e) => {
             let why = format!("{e} (the gateway generates it at its first start with TLS on)");
-            emit(a.json, json!({"ok": false, "enabled": true, "error": why}), why.clone());
+            emit(
+                a.json,
+                json!({"ok": false, "enabled": true, "error": why}),
+                why.clone(),
+            );
             Ok(1)
         }
     }
@@ -118,13 +127,22 @@ pub fn doctor_check(tls: Option<&TlsSettings>, ready: Option<&Value>) -> Option<
     let t = tls?;
     let file = match cert::leaf_fingerprint(&t.cert_path) {
         Ok(fp) => fp,
-        Err(e) => return Some(fail("tls", e.to_string(), "start the gateway (it generates the pair) or fix gateway.tls.certPath/keyPath")),
+        Err(e) => {
+            return Some(fail(
+                "tls",
+                e.to_string(),
+                "start the gateway (it generates the pair) or fix gateway.tls.certPath/keyPath",
+            ))
+        }
     };
     let served = ready.and_then(|r| r["tls"]["fingerprint"].as_str());
     Some(match served {
         Some(fp) if fp != file => fail(
             "tls",
-            format!("the gateway serves {fp} but {} holds {file}", t.cert_path.display()),
+            format!(
+                "the gateway serves {fp} but {} holds {file}",
+                t.cert_path.display()
+            ),
             "send SIGHUP to the gateway (or fix the pair: the gateway logs why it refused it)",
         ),
         _ => pass("tls", format!("direct TLS on, sha256 fingerprint {file}")),

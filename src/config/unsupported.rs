@@ -88,24 +88,38 @@ mod tests {
     fn security_relevant_keys_refuse_naming_the_key() {
         for (cfg, key) in [
             (r#"{ gateway: { mode: "remote" } }"#, "gateway.mode"),
-            (r#"{ gateway: { nodes: { pairing: { autoApproveCidrs: ["10.0.0.0/8"] } } } }"#, "gateway.nodes.pairing.autoApproveCidrs"),
-            (r#"{ gateway: { nodes: { pairing: { sshVerify: { enabled: true } } } } }"#, "gateway.nodes.pairing.sshVerify"),
+            (
+                r#"{ gateway: { nodes: { pairing: { autoApproveCidrs: ["10.0.0.0/8"] } } } }"#,
+                "gateway.nodes.pairing.autoApproveCidrs",
+            ),
+            (
+                r#"{ gateway: { nodes: { pairing: { sshVerify: { enabled: true } } } } }"#,
+                "gateway.nodes.pairing.sshVerify",
+            ),
         ] {
             let e = refusal(&file(cfg)).unwrap_err();
             assert_eq!(e.key, key);
             assert!(!e.fix.is_empty());
         }
-        for ok in [r#"{ gateway: { mode: "local" } }"#, r#"{ gateway: { nodes: { pairing: { sshVerify: false, autoApproveCidrs: [] } } } }"#, "{}"] {
+        for ok in [
+            r#"{ gateway: { mode: "local" } }"#,
+            r#"{ gateway: { nodes: { pairing: { sshVerify: false, autoApproveCidrs: [] } } } }"#,
+            "{}",
+        ] {
             assert!(refusal(&file(ok)).is_ok(), "{ok}");
         }
     }
 
     #[test]
     fn harmless_keys_warn_and_defaults_do_not() {
-        let w = warnings(&file(r#"{ gateway: { remote: { url: "wss://x", token: "t", tlsFingerprint: "ab" }, controlUi: { basePath: "/ui" }, reload: { mode: "hot" } } }"#));
+        let w = warnings(&file(
+            r#"{ gateway: { remote: { url: "wss://x", token: "t", tlsFingerprint: "ab" }, controlUi: { basePath: "/ui" }, reload: { mode: "hot" } } }"#,
+        ));
         assert_eq!(w.len(), 4, "{w:?}");
         assert!(w.iter().any(|m| m.starts_with("gateway.remote.token")));
-        assert!(w.iter().any(|m| m.starts_with("gateway.remote.tlsFingerprint")));
+        assert!(w
+            .iter()
+            .any(|m| m.starts_with("gateway.remote.tlsFingerprint")));
         assert!(warnings(&file("{}")).is_empty());
         assert!(warnings(&file(r#"{ gateway: { remote: { url: "wss://x" } } }"#)).is_empty());
     }

@@ -397,7 +397,9 @@ fn direct_tls_fingerprint(gw: &Gateway, url: &str, source: &str) -> Option<Strin
     let tls = gw.tls.get()?;
     let rest = url.strip_prefix("wss://")?;
     let authority = rest.split('/').next().unwrap_or("");
-    let port = authority.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    let port = authority
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok());
     let ours = |p: u16| {
         p == gw.settings.port
             || gw

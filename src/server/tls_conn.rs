@@ -44,7 +44,9 @@ where
     };
     let s = match accepted {
         Accepted::Tls(s) => s,
-        Accepted::Plaintext => return tracing::debug!(%peer, "plaintext on the TLS port: answered 400"),
+        Accepted::Plaintext => {
+            return tracing::debug!(%peer, "plaintext on the TLS port: answered 400")
+        }
         Accepted::Closed(why) => return tracing::debug!(%peer, "TLS connection closed: {why}"),
     };
     conn.limits = conn.limits.after(started.elapsed());

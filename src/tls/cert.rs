@@ -45,7 +45,10 @@ impl Names {
     pub fn discover(extra_dns: &[String], extra_ips: &[IpAddr]) -> Names {
         let mut n = Names {
             dns: vec!["localhost".into()],
-            ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
+            ips: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
         };
         if let Ok(h) = crate::server::hostname() {
             if !h.is_empty() && h != "localhost" {
@@ -92,9 +95,19 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     let pem = read(path)?;
     let chain: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| invalid(path, format!("not a PEM certificate: {e}"), "install a PEM (BEGIN CERTIFICATE) file"))?;
+        .map_err(|e| {
+            invalid(
+                path,
+                format!("not a PEM certificate: {e}"),
+                "install a PEM (BEGIN CERTIFICATE) file",
+            )
+        })?;
     if chain.is_empty() {
-        return Err(invalid(path, "no certificate in the file", "install a PEM (BEGIN CERTIFICATE) file"));
+        return Err(invalid(
+            path,
+            "no certificate in the file",
+            "install a PEM (BEGIN CERTIFICATE) file",
+        ));
     }
     Ok(chain)
 }
@@ -112,7 +125,11 @@ pub fn load(t: &TlsSettings) -> Result<Loaded, TlsError> {
     }
     let pem = read(&t.key_path)?;
     let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-        invalid(&t.key_path, format!("not a PEM private key: {e}"), "install a PKCS#8, SEC1 or PKCS#1 PEM key")
+        invalid(
+            &t.key_path,
+            format!("not a PEM private key: {e}"),
+            "install a PKCS#8, SEC1 or PKCS#1 PEM key",
+        )
     })?;
     let fp = fingerprint(&chain[0]);
     let certified = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| match e {
@@ -168,7 +185,11 @@ fn existing_key(t: &TlsSettings) -> Result<Option<rcgen::KeyPair>, TlsError> {
     }
     let pem = String::from_utf8_lossy(&read(&t.key_path)?).into_owned();
     rcgen::KeyPair::from_pem(&pem).map(Some).map_err(|e| {
-        invalid(&t.key_path, format!("cannot reuse the key: {e}"), "move the key away to generate a new pair")
+        invalid(
+            &t.key_path,
+            format!("cannot reuse the key: {e}"),
+            "move the key away to generate a new pair",
+        )
     })
 }
 

@@ -31,7 +31,10 @@ fn generates_p256_with_sans_mode_0600_and_is_stable() {
     let (first, created) = ensure(&t, &names()).unwrap();
     assert!(created);
     assert_eq!(first.fingerprint.len(), 64);
-    assert!(first.fingerprint.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(first
+        .fingerprint
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     for p in [&t.cert_path, &t.key_path] {
         let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", p.display());
@@ -40,10 +43,20 @@ fn generates_p256_with_sans_mode_0600_and_is_stable() {
     let (_, c) = x509_parser::parse_x509_certificate(&der).unwrap();
     let san = c.subject_alternative_name().unwrap().unwrap().value;
     let text = format!("{:?}", san.general_names);
-    for want in ["localhost", "gw.tail1234.ts.net", "[127, 0, 0, 1]", "[100, 64, 0, 7]"] {
+    for want in [
+        "localhost",
+        "gw.tail1234.ts.net",
+        "[127, 0, 0, 1]",
+        "[100, 64, 0, 7]",
+    ] {
         assert!(text.contains(want), "{want} missing in {text}");
     }
-    assert!(c.public_key().algorithm.algorithm.to_id_string().starts_with("1.2.840.10045.2.1"));
+    assert!(c
+        .public_key()
+        .algorithm
+        .algorithm
+        .to_id_string()
+        .starts_with("1.2.840.10045.2.1"));
     // Other addresses later: the existing certificate is kept, not re-issued.
     let other = Names {
         dns: vec!["elsewhere".into()],
@@ -82,7 +95,11 @@ fn a_mismatched_pair_and_garbage_are_refused() {
         key_path: b.key_path.clone(),
         ..a.clone()
     };
-    assert!(matches!(load(&crossed), Err(TlsError::Mismatch(_))), "{:?}", load(&crossed).err());
+    assert!(
+        matches!(load(&crossed), Err(TlsError::Mismatch(_))),
+        "{:?}",
+        load(&crossed).err()
+    );
     std::fs::write(&a.cert_path, "not pem").unwrap();
     let e = load(&a).unwrap_err().to_string();
     assert!(e.contains("gateway-cert.pem"), "{e}");

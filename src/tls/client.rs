@@ -14,8 +14,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use tokio_rustls::rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
 use tokio_rustls::rustls::crypto::WebPkiSupportedAlgorithms;
+use tokio_rustls::rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -125,11 +125,17 @@ pub async fn connect(url: &str, pins: &[String]) -> Result<ClientWs, WsError> {
     let tls = match uri.scheme_str() {
         Some("wss") => true,
         Some("ws") => false,
-        _ => return Err(WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::UnsupportedUrlScheme)),
+        _ => {
+            return Err(WsError::Url(
+                tokio_tungstenite::tungstenite::error::UrlError::UnsupportedUrlScheme,
+            ))
+        }
     };
     let host = uri
         .host()
-        .ok_or(WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::NoHostName))?
+        .ok_or(WsError::Url(
+            tokio_tungstenite::tungstenite::error::UrlError::NoHostName,
+        ))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
@@ -158,7 +164,10 @@ mod tests {
     fn normalizes_the_accepted_spellings() {
         let hex = "ab".repeat(32);
         assert_eq!(normalize(&hex), Some(hex.clone()));
-        assert_eq!(normalize(&format!("sha256:{}", hex.to_uppercase())), Some(hex.clone()));
+        assert_eq!(
+            normalize(&format!("sha256:{}", hex.to_uppercase())),
+            Some(hex.clone())
+        );
         let colons = vec!["AB"; 32].join(":");
         assert_eq!(normalize(&colons), Some(hex));
         assert_eq!(normalize("abcd"), None);

@@ -162,8 +162,14 @@ mod tests {
         let mut s =
             crate::config::load(&over, &move |k| (k == "HOME").then(|| home.clone())).unwrap();
         let t = TlsSettings::from_settings(&s).unwrap();
-        assert_eq!(t.cert_path, s.paths.state_dir.join("gateway/tls/gateway-cert.pem"));
-        assert_eq!(t.key_path, s.paths.state_dir.join("gateway/tls/gateway-key.pem"));
+        assert_eq!(
+            t.cert_path,
+            s.paths.state_dir.join("gateway/tls/gateway-cert.pem")
+        );
+        assert_eq!(
+            t.key_path,
+            s.paths.state_dir.join("gateway/tls/gateway-key.pem")
+        );
         assert!(t.auto_generate);
         s.file.gateway.tls.enabled = false;
         assert!(TlsSettings::from_settings(&s).is_none());

@@ -116,7 +116,11 @@ impl Gateway {
         let out = child.stdout.take().unwrap();
         let mut lines = BufReader::new(out).lines();
         let first = lines.next().expect("banner").unwrap();
-        let scheme = if first.contains("wss://") { "wss" } else { "ws" };
+        let scheme = if first.contains("wss://") {
+            "wss"
+        } else {
+            "ws"
+        };
         let port = first
             .split("://127.0.0.1:")
             .nth(1)
