@@ -76,10 +76,14 @@ impl TlsGw {
     }
 
     fn cli(&self, net: &Netns, ns: usize, args: &[&str]) -> std::process::Output {
-        let url = format!("wss://127.0.0.1:{}", self.port);
+        self.cli_at(net, ns, &format!("wss://127.0.0.1:{}", self.port), args)
+    }
+
+    /// `clawgate <args> --url <url>` in `ns`, trusting this gateway's certificate (same host).
+    fn cli_at(&self, net: &Netns, ns: usize, url: &str, args: &[&str]) -> std::process::Output {
         let mut c = net.cmd(ns, &[env!("CARGO_BIN_EXE_clawgate")]);
         c.args(args)
-            .args(["--url", &url, "--token", TOKEN, "--json"])
+            .args(["--url", url, "--token", TOKEN, "--json"])
             .env("HOME", self.state.path())
             .env("OPENCLAW_STATE_DIR", self.state.path().join("state"));
         c.output().unwrap()
@@ -324,5 +328,58 @@ fn beacon_carries_tls_and_the_served_fingerprint_for_zeroconf_and_openclaw_disco
         beacon["gatewayTlsFingerprintSha256"],
         served.as_str(),
         "{beacon}"
+    );
+}
+
+/// Issue 15 §5: on a tailnet address (100.64.0.0/10) plain `ws://` stays refused with a reason
+/// naming `wss://`, while `wss://` to the same address and port is accepted.
+#[test]
+fn wss_to_a_tailnet_address_is_accepted_and_plain_ws_still_refused() {
+    let mut net = Netns::new(2);
+    net.link(0, 1, "tt", &["100.64.9.1/24"], &["100.64.9.2/24"]);
+    let p = port() + 2;
+    let gw = TlsGw::start(
+        &net,
+        0,
+        r#"{ bind: "custom", customBindHost: "100.64.9.1", tls: { enabled: true } }"#,
+        p,
+    );
+    let wss = format!("wss://100.64.9.1:{p}");
+    // The handshake completes (hello-ok): `health` is then refused for scope, not transport — a
+    // remote operator without a paired device gets no scopes (protocol.md), so that is the proof.
+    let h = gw.cli_at(&net, 1, &wss, &["health"]);
+    let v: Value = serde_json::from_slice(&h.stdout).unwrap_or_default();
+    assert_eq!(
+        v["error"]["details"]["code"],
+        "MISSING_SCOPE",
+        "wss to the tailnet address: {v} {}",
+        String::from_utf8_lossy(&h.stderr)
+    );
+    // Plain ws:// to that port: the TLS port answers 400 naming wss:// (curl is the client).
+    let url = format!("http://100.64.9.1:{p}/");
+    let out = net.run(
+        1,
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "-i",
+            "-H",
+            "Connection: Upgrade",
+            "-H",
+            "Upgrade: websocket",
+            &url,
+        ],
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 400") && out.contains("wss://"),
+        "{out}"
+    );
+    let ws = format!("ws://100.64.9.1:{p}");
+    let refused = gw.cli_at(&net, 1, &ws, &["health"]);
+    assert!(
+        !refused.status.success(),
+        "plain ws to a tailnet address must fail"
     );
 }
