@@ -374,3 +374,23 @@ fn tls_enabled_without_a_pair_and_without_auto_generate_refuses_to_start() {
     assert!(err.contains("autoGenerate"), "{err}");
     assert!(!String::from_utf8_lossy(&o.stdout).contains("listening"));
 }
+
+/// A stalled ClientHello holds its pre-auth slot only for the header-read timeout (5 s): the
+/// server closes it, so slow handshakes cannot pin connections (threats.md RL-1).
+#[test]
+fn a_stalled_tls_handshake_is_closed_within_the_header_timeout() {
+    let gw = tls_gateway();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    // The first byte of a TLS handshake record, then nothing.
+    s.write_all(&[0x16, 0x03, 0x01]).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(8),
+        "closed after {waited:?}"
+    );
+}
