@@ -87,6 +87,10 @@ fn build(slot: Arc<CertSlot>) -> Result<Arc<ServerConfig>, TlsError> {
         .with_no_client_auth()
         .with_cert_resolver(slot);
     cfg.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // No TLS 1.3 session tickets: gateway clients hold one long-lived connection and do not resume
+    // (OpenClaw's Node clients open a fresh session per connect), so tickets would only cost every
+    // handshake two extra records and a session-cache insert.
+    cfg.send_tls13_tickets = 0;
     Ok(Arc::new(cfg))
 }
 
