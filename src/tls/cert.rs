@@ -146,7 +146,11 @@ pub fn load(t: &TlsSettings) -> Result<Loaded, TlsError> {
 /// Returns whether a new certificate was written.
 pub fn ensure(t: &TlsSettings, names: &Names) -> Result<(Loaded, bool), TlsError> {
     if t.cert_path.exists() && t.key_path.exists() {
-        return Ok((load(t)?, false));
+        let loaded = load(t)?;
+        if t.auto_generate && !has_sans(&t.cert_path) {
+            return upgrade_sanless(t, names, loaded);
+        }
+        return Ok((loaded, false));
     }
     if !t.auto_generate {
         return Err(TlsError::Missing(t.cert_path.clone()));
@@ -156,6 +160,57 @@ pub fn ensure(t: &TlsSettings, names: &Names) -> Result<(Loaded, bool), TlsError
     let key = existing_key(t)?;
     issue(t, names, key)?;
     Ok((load(t)?, true))
+}
+
+/// Whether the leaf in `path` carries a subjectAltName extension.
+fn has_sans(path: &Path) -> bool {
+    let Ok(chain) = read_chain(path) else {
+        return true;
+    };
+    x509_parser::parse_x509_certificate(&chain[0])
+        .ok()
+        .and_then(|(_, c)| c.subject_alternative_name().ok().flatten().map(|_| ()))
+        .is_some()
+}
+
+/// Suffix of the copy a SAN upgrade keeps of the certificate it replaced.
+pub const SANLESS_BACKUP: &str = "san-less.bak";
+
+/// threats.md TLS-1: a SAN-less certificate (the reference's CN-only one) is re-issued with SANs,
+/// keeping its key when it can be reused, transactionally — the old certificate is copied to
+/// `<cert>.san-less.bak` first and put back when the new pair does not load (the old pair is then
+/// served). The only implicit re-issue: strict clients cannot use a SAN-less certificate at all.
+fn upgrade_sanless(
+    t: &TlsSettings,
+    names: &Names,
+    old: Loaded,
+) -> Result<(Loaded, bool), TlsError> {
+    let backup = t.cert_path.with_extension(format!("pem.{SANLESS_BACKUP}"));
+    let old_pem = read(&t.cert_path)?;
+    let write = |path: &Path, data: &[u8]| {
+        write_atomic(path, data, SECRET_FILE_MODE).map_err(|source| TlsError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    write(&backup, &old_pem)?;
+    let key = existing_key(t).ok().flatten();
+    if key.is_none() {
+        // A new key must not strand the old certificate without its key.
+        let key_backup = t.key_path.with_extension(format!("pem.{SANLESS_BACKUP}"));
+        write(&key_backup, &read(&t.key_path)?)?;
+    }
+    match issue(t, names, key).and_then(|()| load(t)) {
+        Ok(new) => {
+            tracing::warn!(old = %old.fingerprint, new = %new.fingerprint, backup = %backup.display(), "the TLS certificate had no subjectAltName (strict clients refuse it): re-issued with SANs; pinned clients need the new fingerprint");
+            Ok((new, true))
+        }
+        Err(e) => {
+            tracing::error!("re-issuing the SAN-less TLS certificate failed, keeping it: {e}");
+            write(&t.cert_path, &old_pem)?;
+            Ok((old, false))
+        }
+    }
 }
 
 /// Old and new fingerprint of a rotation.

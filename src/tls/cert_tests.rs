@@ -122,3 +122,37 @@ fn civil_dates() {
     assert_eq!(civil(19_723), (2024, 1, 1));
     assert_eq!(civil(19_782), (2024, 2, 29));
 }
+
+#[test]
+fn a_san_less_certificate_is_upgraded_with_its_key_and_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = settings(dir.path());
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "openclaw-gateway");
+    let cn_only = p.self_signed(&key).unwrap();
+    std::fs::create_dir_all(t.cert_path.parent().unwrap()).unwrap();
+    std::fs::write(&t.cert_path, cn_only.pem()).unwrap();
+    std::fs::write(&t.key_path, key.serialize_pem()).unwrap();
+    let spki_before = spki(&t.cert_path);
+    assert!(!has_sans(&t.cert_path));
+    let (loaded, upgraded) = ensure(&t, &names()).unwrap();
+    assert!(upgraded);
+    assert!(has_sans(&t.cert_path));
+    assert_eq!(spki(&t.cert_path), spki_before, "the key is kept");
+    let backup = t.cert_path.with_extension("pem.san-less.bak");
+    assert_eq!(std::fs::read_to_string(backup).unwrap(), cn_only.pem());
+    assert_eq!(loaded.fingerprint, leaf_fingerprint(&t.cert_path).unwrap());
+    // With SANs now, the next start keeps it.
+    assert!(!ensure(&t, &names()).unwrap().1);
+    // A configured pair that is not auto-generated is never touched.
+    std::fs::write(&t.cert_path, cn_only.pem()).unwrap();
+    let own = TlsSettings {
+        auto_generate: false,
+        ..t.clone()
+    };
+    assert!(!ensure(&own, &names()).unwrap().1);
+    assert!(!has_sans(&t.cert_path));
+}
