@@ -195,11 +195,18 @@ fn upgrade_sanless(
     };
     write(&backup, &old_pem)?;
     let key = existing_key(t).ok().flatten();
-    if key.is_none() {
-        // A new key must not strand the old certificate without its key.
-        let key_backup = t.key_path.with_extension(format!("pem.{SANLESS_BACKUP}"));
-        write(&key_backup, &read(&t.key_path)?)?;
-    }
+    // A new key must not strand the old certificate without its key: keep both for the rollback.
+    let old_key = match key {
+        Some(_) => None,
+        None => {
+            let pem = read(&t.key_path)?;
+            write(
+                &t.key_path.with_extension(format!("pem.{SANLESS_BACKUP}")),
+                &pem,
+            )?;
+            Some(pem)
+        }
+    };
     match issue(t, names, key).and_then(|()| load(t)) {
         Ok(new) => {
             tracing::warn!(old = %old.fingerprint, new = %new.fingerprint, backup = %backup.display(), "the TLS certificate had no subjectAltName (strict clients refuse it): re-issued with SANs; pinned clients need the new fingerprint");
@@ -207,6 +214,9 @@ fn upgrade_sanless(
         }
         Err(e) => {
             tracing::error!("re-issuing the SAN-less TLS certificate failed, keeping it: {e}");
+            if let Some(pem) = old_key {
+                write(&t.key_path, &pem)?;
+            }
             write(&t.cert_path, &old_pem)?;
             Ok((old, false))
         }
