@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::Secret;
 
@@ -41,11 +39,13 @@ pub struct Target {
     pub token: Option<Secret>,
     pub password: Option<Secret>,
     pub timeout: Duration,
+    /// Leaf fingerprints trusted for `wss://` (this host's own gateway certificate).
+    pub pins: Vec<String>,
 }
 
 /// A connected, authenticated client.
 pub struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: crate::tls::client::ClientWs,
     next_id: u64,
     pub hello: Value,
     timeout: Duration,
@@ -60,7 +60,7 @@ impl Client {
     }
 
     async fn connect_inner(t: &Target, mode: &str, scopes: &[&str]) -> Result<Client, ClientError> {
-        let (ws, _) = tokio_tungstenite::connect_async(t.url.as_str())
+        let ws = crate::tls::client::connect(&t.url, &t.pins)
             .await
             .map_err(|source| ClientError::Connect {
                 url: t.url.clone(),

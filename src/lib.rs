@@ -15,4 +15,5 @@ pub mod protocol;
 pub mod server;
 pub mod state;
 pub mod tailscale;
+pub mod tls;
 pub mod util;

@@ -33,6 +33,7 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
             token: a.token.clone().map(Secret::new),
             password: a.password.clone().map(Secret::new),
             timeout,
+            pins: own_pins(a),
         }));
     }
     let s = config::load(
@@ -53,14 +54,41 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
         .clone()
         .map(Secret::new)
         .or(s.auth.password.clone());
+    let tls = crate::tls::TlsSettings::from_settings(&s);
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let url = config::process_env(config::env::URL)
-        .unwrap_or_else(|| format!("ws://127.0.0.1:{}", s.port));
+        .unwrap_or_else(|| format!("{scheme}://127.0.0.1:{}", s.port));
     Ok(Ok(Target {
         url,
         token,
         password,
         timeout,
+        pins: tls.iter().filter_map(own_pin).collect(),
     }))
+}
+
+/// The fingerprint of this host's gateway certificate, if it can be read.
+fn own_pin(t: &crate::tls::TlsSettings) -> Option<String> {
+    crate::tls::cert::leaf_fingerprint(&t.cert_path).ok()
+}
+
+/// Pins for `--url`: this host's gateway certificate (configured path, else the default one).
+fn own_pins(a: &TargetArgs) -> Vec<String> {
+    let over = Overrides {
+        config: a.config.clone(),
+        ..Default::default()
+    };
+    if let Ok(s) = config::load(&over, &config::process_env) {
+        if let Some(t) = crate::tls::TlsSettings::from_settings(&s) {
+            return own_pin(&t).into_iter().collect();
+        }
+    }
+    config::Paths::resolve(a.config.as_deref(), &config::process_env)
+        .ok()
+        .map(|p| crate::tls::default_dir(&p.state_dir).join(crate::tls::CERT_FILE))
+        .and_then(|p| crate::tls::cert::leaf_fingerprint(&p).ok())
+        .into_iter()
+        .collect()
 }
 
 /// Result of one RPC for commands that render their own output.

@@ -83,7 +83,11 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         settings.paths.config_path.display().to_string(),
     ));
     checks.push(auth_check(&settings));
-    let ready = fetch_readyz(settings.port).await;
+    let tls = crate::tls::TlsSettings::from_settings(&settings);
+    let ready = fetch_readyz(settings.port, tls.as_ref()).await;
+    if let Some(c) = super::tls_cmds::doctor_check(tls.as_ref(), ready.as_ref()) {
+        checks.push(c);
+    }
     checks.push(match &ready {
         Some(_) => pass(
             "gateway",
@@ -352,12 +356,27 @@ fn reach_checks(exposure: &Value, checks: &mut Vec<Check>) {
 }
 
 /// GET /readyz from the local gateway (HTTP/1.0, bounded).
-async fn fetch_readyz(port: u16) -> Option<Value> {
+async fn fetch_readyz(port: u16, tls: Option<&crate::tls::TlsSettings>) -> Option<Value> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let io = async {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .ok()?;
+        let mut s: Box<dyn crate::tls::client::Io> = match tls {
+            None => Box::new(tcp),
+            Some(t) => {
+                let pin = crate::tls::cert::leaf_fingerprint(&t.cert_path).ok()?;
+                let cfg = crate::tls::client::pinned_config(&[pin], &[b"http/1.1"]).ok()?;
+                let name =
+                    tokio_rustls::rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
+                Box::new(
+                    tokio_rustls::TlsConnector::from(cfg)
+                        .connect(name, tcp)
+                        .await
+                        .ok()?,
+                )
+            }
+        };
         s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .ok()?;

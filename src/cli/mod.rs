@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod doctor_net;
 pub mod pairing_cmds;
 pub mod run;
+pub mod tls_cmds;
 
 use std::path::PathBuf;
 
@@ -66,6 +67,9 @@ pub enum Command {
     Nodes(pairing_cmds::NodesCmd),
     /// Check Tailscale exposure, listeners and auth; explain each problem and its fix.
     Doctor(doctor::DoctorArgs),
+    /// Gateway TLS: show the certificate fingerprint, rotate the self-signed certificate.
+    #[command(subcommand)]
+    Tls(tls_cmds::TlsCmd),
 }
 
 #[derive(Args, Debug, Default)]
@@ -184,6 +188,7 @@ pub fn main() -> i32 {
             Command::Discover(d) => crate::discovery::cli::run_discover(d).await,
             Command::Dns(DnsCmd::Setup(d)) => crate::discovery::cli::run_dns_setup(d).await,
             Command::Doctor(d) => doctor::run(d).await,
+            Command::Tls(c) => tls_cmds::run(c),
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! `clawgate run` and `clawgate config check`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -55,8 +56,15 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     for stale in crate::state::remove_stale_temps(&settings.paths.state_dir)? {
         tracing::info!(file = %stale.display(), "removed a temp file left by an interrupted write");
     }
+    for w in config::unsupported::warnings(&settings.file) {
+        tracing::warn!("{w}");
+    }
+    let tls = start_tls(&settings)?;
     let listeners = listen::bind_all(&settings)?;
     let gw = Gateway::new(settings, identity, pairing);
+    if let Some(t) = tls {
+        let _ = gw.tls.set(Arc::new(t));
+    }
     listen::serve(&gw, listeners);
     gw.spawn_tick();
     gw.spawn_discovery();
@@ -71,6 +79,18 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     gw.shutdown().await;
     exposure.shutdown().await;
     Ok(0)
+}
+
+/// Gateway TLS when enabled: the pair loaded or generated now, so a bad pair refuses to start
+/// (never a silent fallback to plaintext).
+fn start_tls(s: &Settings) -> anyhow::Result<Option<crate::tls::server::TlsServer>> {
+    let Some(t) = crate::tls::TlsSettings::from_settings(s) else {
+        return Ok(None);
+    };
+    let names = crate::tls::cert::Names::discover(&crate::tls::known_dns_names(), &[]);
+    let server = crate::tls::server::TlsServer::start(t, &names)
+        .context("gateway.tls is enabled but no usable certificate")?;
+    Ok(Some(server))
 }
 
 /// Writes a banner line; a closed stdout (EPIPE) must not take the gateway down.
@@ -88,12 +108,21 @@ fn banner(gw: &Gateway, generated: bool) {
         .lock()
         .map(|v| v.clone())
         .unwrap_or_default();
-    let urls: Vec<String> = addrs.iter().map(|a| format!("ws://{a}")).collect();
+    let scheme = if gw.tls.get().is_some() { "wss" } else { "ws" };
+    let urls: Vec<String> = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
     out!(
         "clawgate {} listening on {}",
         env!("CARGO_PKG_VERSION"),
         urls.join(", ")
     );
+    if let Some(t) = gw.tls.get() {
+        let made = if t.generated { ", generated now" } else { "" };
+        out!(
+            "tls: sha256 fingerprint {} (certificate {}{made}; show again: clawgate tls fingerprint)",
+            t.fingerprint(),
+            t.settings.cert_path.display()
+        );
+    }
     let source = match s.token_source {
         TokenSource::StateDir => format!(
             "generated, stored in {}",
@@ -203,10 +232,15 @@ pub fn config_check(path: Option<PathBuf>, as_json: bool) -> anyhow::Result<i32>
             return Ok(1);
         }
     };
-    let v = s.redacted_json();
+    let mut v = s.redacted_json();
+    let warnings = config::unsupported::warnings(&s.file);
+    v["warnings"] = serde_json::json!(warnings);
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
         println!("config OK: {}", s.paths.config_path.display());
         println!("{}", serde_json::to_string_pretty(&v["gateway"])?);
     }

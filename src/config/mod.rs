@@ -10,6 +10,7 @@ pub mod file;
 pub mod origin;
 pub mod proxy;
 pub mod secrets;
+pub mod unsupported;
 pub mod validate;
 
 use std::net::IpAddr;
@@ -214,6 +215,7 @@ impl Settings {
                 "auth": {"mode": self.auth.mode, "token": redact(self.auth.token.is_some()), "password": redact(self.auth.password.is_some()), "rateLimit": self.auth.rate_limit},
                 "tailscale": {"mode": format!("{:?}", self.tailscale_mode).to_lowercase()},
                 "controlUi": {"allowedOrigins": self.allowed_origins},
+                "tls": {"enabled": self.file.gateway.tls.enabled, "autoGenerate": self.file.gateway.tls.auto_generate != Some(false)},
                 "handshakeTimeoutMs": self.handshake_timeout.as_millis() as u64,
                 "tickIntervalMs": self.tick_interval.as_millis() as u64,
             },

@@ -14,6 +14,7 @@ pub fn check(s: &Settings) -> Result<(), ConfigError> {
     check_auth_mode(s)?;
     check_secrets(s)?;
     check_tailscale(s)?;
+    super::unsupported::refusal(&s.file)?;
     Ok(())
 }
 

@@ -56,6 +56,22 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// An RFC 8441 extended CONNECT for a WebSocket (HTTP/2).
+fn is_h2_websocket(req: &Request<Incoming>) -> bool {
+    req.method() == Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// `Host`, or the `:authority` of an HTTP/2 request.
+fn host_of(req: &Request<Incoming>) -> Option<String> {
+    header_str(req.headers(), "host")
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+}
+
 fn is_upgrade(req: &Request<Incoming>) -> bool {
     let h = req.headers();
     let upgrade_ws = header_str(h, "upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
@@ -89,17 +105,18 @@ pub async fn handle_via(
     via: Via,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
-    let host = header_str(req.headers(), "host").map(str::to_string);
+    let host = host_of(&req);
+    let over_tls = req.extensions().get::<super::listen::OverTls>().is_some();
     let host_ok = host_allowed(&gw, host.as_deref(), local, &via);
     // The request bytes are here, so a userspace tailscaled forward is known by now (§12.1).
     let origin = match via {
         Via::Direct => gw.exposure.loopback.classify(peer).await,
         Via::Ingress(_) => Origin::Direct,
     };
-    if is_upgrade(&req) {
+    if is_upgrade(&req) || is_h2_websocket(&req) {
         let refusal = if !host_ok {
             Some("host not allowed".to_string())
-        } else if matches!(via, Via::Direct) {
+        } else if matches!(via, Via::Direct) && !over_tls {
             crate::exposure::plaintext::refusal(&gw.exposure, peer.ip(), local.ip())
         } else {
             None
@@ -167,6 +184,9 @@ fn readiness(gw: &Gateway, detail: bool) -> Resp {
     if detail {
         body["exposure"] = gw.exposure.report();
         body["audit"] = gw.audit.json();
+        if let Some(t) = gw.tls.get() {
+            body["tls"] = serde_json::json!({"enabled": true, "fingerprint": t.fingerprint()});
+        }
     }
     json(status, body)
 }
@@ -225,10 +245,12 @@ fn upgrade(
     via: Via,
 ) -> Resp {
     let h = req.headers();
+    let h2 = req.version() == hyper::Version::HTTP_2;
     let key = match (
         header_str(h, "sec-websocket-key"),
         header_str(h, "sec-websocket-version"),
     ) {
+        (_, Some("13")) if h2 => String::new(),
         (Some(k), Some("13")) => derive_accept_key(k.as_bytes()),
         _ => {
             return text(
@@ -276,6 +298,13 @@ fn upgrade(
     };
     gw.tracker.spawn(fut);
     let mut r = Response::new(Full::new(Bytes::new()));
+    if h2 {
+        // RFC 8441 §5: a 2xx accepts; the h2 connection now carries the WebSocket.
+        if let Some(s) = req.extensions().get::<super::tls_conn::H2Upgraded>() {
+            s.0.cancel();
+        }
+        return r;
+    }
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let hs = r.headers_mut();
     hs.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));

@@ -199,10 +199,12 @@ fn accept_failed(
     f.pause
 }
 
-/// Serves HTTP/1.1 (with WebSocket upgrades) on one connection until it ends or the
-/// gateway shuts down. The connection first takes a pre-auth budget slot keyed by `peer`
-/// (closed at once when refused; answered 503 and closed when admitted as a refusal); the slot
-/// rides in each request's extensions so the upgrade can carry it to `hello-ok`.
+/// Serves HTTP (with WebSocket upgrades) on one connection until it ends or the gateway shuts
+/// down. The connection first takes a pre-auth budget slot keyed by `peer` (closed at once when
+/// refused; answered 503 and closed when admitted as a refusal); the slot rides in each request's
+/// extensions so the upgrade can carry it to `hello-ok`. With gateway TLS on, a direct connection
+/// completes its TLS handshake inside that slot and the header-read timeout
+/// ([`super::tls_conn`]); the Serve ingress (TLS already terminated by tailscaled) never does.
 pub async fn serve_http<S>(
     gw: Arc<Gateway>,
     stream: S,
@@ -220,22 +222,68 @@ pub async fn serve_http<S>(
         }
     };
     let limits = PhaseLimits::new(gw.settings.handshake_timeout, permit.is_refusal());
-    let evicted = permit.evicted();
-    let cancel = gw.cancel.clone();
-    if permit.is_refusal() {
-        let svc = service_fn(|_req| async {
-            let r = super::http::too_many_unauthenticated();
-            Ok::<_, std::convert::Infallible>(preauth::close_on_refusal(r))
+    let conn = Admitted {
+        gw: gw.clone(),
+        permit,
+        limits,
+        peer,
+        local,
+        via,
+    };
+    match gw.tls.get().filter(|_| matches!(conn.via, Via::Direct)) {
+        Some(tls) => super::tls_conn::serve(conn, tls.clone(), stream).await,
+        None => conn.serve_h1(stream, false).await,
+    }
+}
+
+/// A connection holding its pre-auth budget slot, before HTTP.
+pub(super) struct Admitted {
+    pub gw: Arc<Gateway>,
+    pub permit: super::budget::Permit,
+    pub limits: PhaseLimits,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub via: Via,
+}
+
+/// Marks a request that arrived over the gateway's own TLS (`secure` in the upgrade checks).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
+impl Admitted {
+    /// Serves HTTP/1.1 on `stream`; `secure` when it is the gateway's own TLS.
+    pub(super) async fn serve_h1<S>(self, stream: S, secure: bool)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Admitted {
+            gw,
+            permit,
+            limits,
+            peer,
+            local,
+            via,
+        } = self;
+        let evicted = permit.evicted();
+        let cancel = gw.cancel.clone();
+        if permit.is_refusal() {
+            let svc = service_fn(|_req| async {
+                let r = super::http::too_many_unauthenticated();
+                Ok::<_, std::convert::Infallible>(preauth::close_on_refusal(r))
+            });
+            preauth::drive(stream, svc, limits, evicted, cancel).await;
+            drop(permit);
+            return;
+        }
+        let slot = PermitSlot::new(permit);
+        let svc = service_fn(move |mut req| {
+            req.extensions_mut().insert(slot.clone());
+            if secure {
+                req.extensions_mut().insert(OverTls);
+            }
+            let resp = super::http::handle_via(gw.clone(), peer, local, via.clone(), req);
+            async move { resp.await.map(preauth::close_on_refusal) }
         });
         preauth::drive(stream, svc, limits, evicted, cancel).await;
-        drop(permit);
-        return;
     }
-    let slot = PermitSlot::new(permit);
-    let svc = service_fn(move |mut req| {
-        req.extensions_mut().insert(slot.clone());
-        let resp = super::http::handle_via(gw.clone(), peer, local, via.clone(), req);
-        async move { resp.await.map(preauth::close_on_refusal) }
-    });
-    preauth::drive(stream, svc, limits, evicted, cancel).await;
 }

@@ -236,6 +236,10 @@ fn status(gw: &Gateway, s: &Session) -> Value {
     if let Some(d) = gw.discovery.get() {
         v["discovery"] = serde_json::to_value(d.status()).unwrap_or_default();
     }
+    v["tls"] = match gw.tls.get() {
+        Some(t) => json!({"enabled": true, "fingerprint": t.fingerprint()}),
+        None => json!({"enabled": false}),
+    };
     if s.is_admin() {
         let addrs: Vec<String> = gw
             .listen_addrs

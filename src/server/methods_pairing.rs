@@ -372,9 +372,12 @@ fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static
         .settings
         .custom_bind_host
         .filter(|_| gw.settings.bind == crate::config::BindMode::Custom)
-        .map(|h| match h {
-            std::net::IpAddr::V6(v6) => format!("ws://[{v6}]:{}", gw.settings.port),
-            v4 => format!("ws://{v4}:{}", gw.settings.port),
+        .map(|h| {
+            let scheme = if gw.tls.get().is_some() { "wss" } else { "ws" };
+            match h {
+                std::net::IpAddr::V6(v6) => format!("{scheme}://[{v6}]:{}", gw.settings.port),
+                v4 => format!("{scheme}://{v4}:{}", gw.settings.port),
+            }
         });
     // The Serve/Funnel endpoint (MagicDNS) is the one public source of truth once exposure is on.
     let tailscale = gw.exposure.public_url();
@@ -386,6 +389,25 @@ fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static
         WireError::invalid(e.to_string()).with_details(json!({"reason": "url-not-allowed"}))
     })?;
     Ok((url, source))
+}
+
+/// The gateway's own fingerprint when `url` is a direct `wss://` URL to its TLS port (a Serve
+/// URL carries a publicly trusted certificate, which is not pinned: threats.md TLS-2).
+fn direct_tls_fingerprint(gw: &Gateway, url: &str, source: &str) -> Option<String> {
+    let tls = gw.tls.get()?;
+    let rest = url.strip_prefix("wss://")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let port = authority
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    let ours = |p: u16| {
+        p == gw.settings.port
+            || gw
+                .listen_addrs
+                .lock()
+                .is_ok_and(|a| a.iter().any(|x| x.port() == p))
+    };
+    (source != "tailscale-serve" && port.is_some_and(ours)).then(|| tls.fingerprint())
 }
 
 async fn setup_code(
@@ -436,7 +458,7 @@ async fn setup_code(
         urls: vec![],
         bootstrap_token: token,
         expires_at_ms: Some(expires),
-        tls_fingerprint: None,
+        tls_fingerprint: direct_tls_fingerprint(gw, &url, source),
     });
     let auth = if gw.settings.auth.mode == crate::config::AuthMode::Password {
         "password"

@@ -21,6 +21,7 @@ pub mod nodes;
 pub mod preauth;
 pub mod presence;
 pub mod reload;
+pub mod tls_conn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct Gateway {
     pub refusal_log: log_throttle::LogThrottle,
     /// Throttles the INFO line per denied method call (RL-4).
     pub denial_log: log_throttle::LogThrottle,
+    /// Gateway TLS (`gateway.tls.enabled`), set before the listeners start serving.
+    pub tls: std::sync::OnceLock<Arc<crate::tls::server::TlsServer>>,
     /// The live auth settings (hot-reloadable, see [`reload`]).
     auth: std::sync::RwLock<Arc<crate::config::AuthSettings>>,
 }
@@ -104,6 +107,7 @@ impl Gateway {
             audit,
             refusal_log: Default::default(),
             denial_log: Default::default(),
+            tls: Default::default(),
             auth: std::sync::RwLock::new(Arc::new(auth)),
         })
     }
@@ -144,7 +148,7 @@ impl Gateway {
 
     /// Starts the `_openclaw-gw._tcp` beacon and wide-area DNS-SD (supervised; never fails).
     pub fn spawn_discovery(self: &Arc<Self>) {
-        use crate::discovery::{BeaconSettings, DynamicInfo};
+        use crate::discovery::BeaconSettings;
         let listen_addrs = self
             .listen_addrs
             .lock()
@@ -168,7 +172,7 @@ impl Gateway {
             listen_addrs,
             instance_name: instance,
             cli_path: std::env::current_exe().ok(),
-            dynamic: DynamicInfo::default(),
+            dynamic: self.tls_info(),
         };
         let handle = crate::discovery::spawn(settings, &self.tracker, self.cancel.child_token());
         let _ = self.discovery.set(handle.clone());
@@ -191,12 +195,34 @@ impl Gateway {
                         handle.update(crate::discovery::DynamicInfo {
                             tailnet_dns: gw.exposure.tailnet_dns(),
                             tailnet_ips: snap.tailnet_ips.clone(),
-                            ..Default::default()
+                            ..gw.tls_info()
                         });
                     }
                 }
             }
         });
+    }
+
+    /// `gatewayTls` / `gatewayTlsSha256` for the beacons (discovery.md).
+    fn tls_info(&self) -> crate::discovery::DynamicInfo {
+        crate::discovery::DynamicInfo {
+            tls: self.tls.get().is_some(),
+            tls_sha256: self.tls.get().map(|t| t.fingerprint()),
+            ..Default::default()
+        }
+    }
+
+    /// Re-publishes the TLS fingerprint after a certificate swap (the follower also does, within
+    /// its period).
+    pub fn refresh_discovery_tls(&self) {
+        if let Some(h) = self.discovery.get() {
+            let snap = self.exposure.snapshot();
+            h.update(crate::discovery::DynamicInfo {
+                tailnet_dns: self.exposure.tailnet_dns(),
+                tailnet_ips: snap.tailnet_ips.clone(),
+                ..self.tls_info()
+            });
+        }
     }
 
     /// Broadcasts the presence list with its new state version.

@@ -65,6 +65,21 @@ impl PhaseLimits {
     }
 }
 
+impl PhaseLimits {
+    /// What is left of these limits `spent` after accept (the TLS handshake took it).
+    pub fn after(self, spent: Duration) -> Self {
+        let deadline = self
+            .deadline
+            .saturating_sub(spent)
+            .max(Duration::from_millis(1));
+        PhaseLimits {
+            header_read: self.header_read.min(deadline),
+            deadline,
+            refusal: self.refusal,
+        }
+    }
+}
+
 /// How the HTTP phase ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {
@@ -120,6 +135,57 @@ where
         _ = evicted.cancelled() => Ended::Evicted,
         _ = cancel.cancelled() => {
             conn.as_mut().graceful_shutdown();
+            Ended::Shutdown
+        }
+    }
+}
+
+/// Concurrent streams per HTTP/2 connection: one WebSocket plus a few probes (the budget slot
+/// admits one WebSocket per connection anyway).
+pub const H2_MAX_STREAMS: u32 = 8;
+/// How long an h2 connection carrying a WebSocket may take to drain at shutdown.
+const H2_DRAIN: Duration = Duration::from_secs(5);
+
+/// [`drive`] for HTTP/2 with RFC 8441 extended CONNECT. The phase limits apply until `upgraded`
+/// fires (an h2 stream became a WebSocket); the connection then carries it, so it is driven until
+/// it ends, or drained (GOAWAY, bounded) at shutdown.
+pub async fn drive_h2<S, Svc, B>(
+    io: S,
+    svc: Svc,
+    limits: PhaseLimits,
+    evicted: CancellationToken,
+    cancel: CancellationToken,
+    upgraded: CancellationToken,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Svc: Service<Request<Incoming>, Response = Response<B>> + Send + Clone + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let deadline = Instant::now() + limits.deadline;
+    let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .enable_connect_protocol()
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(HTTP_BUF as u32)
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return Ended::Done,
+        _ = tokio::time::sleep_until(deadline) => return Ended::Deadline,
+        _ = evicted.cancelled() => return Ended::Evicted,
+        _ = cancel.cancelled() => return Ended::Shutdown,
+        _ = upgraded.cancelled() => {}
+    }
+    tokio::select! {
+        _ = conn.as_mut() => Ended::Done,
+        _ = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(H2_DRAIN, conn).await;
             Ended::Shutdown
         }
     }

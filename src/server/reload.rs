@@ -4,6 +4,9 @@
 //! shared-secret session with 4001 `gateway auth changed` (protocol.md §8.2).
 //! An invalid file is logged and the previous configuration stays active
 //! (threats.md SL-7); only auth secrets are hot-reloaded — other keys need a restart.
+//! The gateway TLS pair is reloaded on the same SIGHUP and whenever its files change
+//! ([`reload_tls`]): new handshakes get the new pair, open connections keep theirs, and a bad
+//! pair is refused with the reason while the old one stays.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -37,8 +40,12 @@ pub fn spawn(gw: &Arc<Gateway>, over: Overrides) {
         loop {
             tokio::select! {
                 _ = gw2.cancel.cancelled() => return,
-                _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => reload(&gw2, &over),
+                _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => {
+                    reload(&gw2, &over);
+                    reload_tls(&gw2, true);
+                }
                 _ = tick.tick() => {
+                    reload_tls(&gw2, false);
                     let now = mtime(&gw2);
                     if now != last {
                         last = now;
@@ -48,6 +55,22 @@ pub fn spawn(gw: &Arc<Gateway>, over: Overrides) {
             }
         }
     });
+}
+
+/// Reloads the TLS pair when its files changed (or always, `force`); logs the outcome.
+pub fn reload_tls(gw: &Gateway, force: bool) {
+    let Some(tls) = gw.tls.get() else { return };
+    match tls.reload(force) {
+        Ok(crate::tls::server::Reloaded::Unchanged) => {}
+        Ok(crate::tls::server::Reloaded::Swapped { old, new }) => {
+            tracing::info!(%old, %new, "TLS certificate reloaded: new connections get the new certificate");
+            gw.refresh_discovery_tls();
+        }
+        Err(e) => tracing::error!(
+            kept = %tls.fingerprint(),
+            "TLS certificate reload refused, keeping the served certificate: {e}"
+        ),
+    }
 }
 
 fn secrets_differ(a: &AuthSettings, b: &AuthSettings) -> bool {

@@ -48,6 +48,8 @@ pub struct Gateway {
     pub child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// `ws`, or `wss` when the banner announced gateway TLS.
+    pub scheme: &'static str,
 }
 
 impl Gateway {
@@ -121,18 +123,28 @@ impl Gateway {
         let out = child.stdout.take().unwrap();
         let mut lines = BufReader::new(out).lines();
         let first = lines.next().expect("banner").unwrap();
+        let scheme = if first.contains("wss://") {
+            "wss"
+        } else {
+            "ws"
+        };
         let port = first
-            .split("ws://127.0.0.1:")
+            .split("://127.0.0.1:")
             .nth(1)
             .and_then(|r| r.split([',', ' ']).next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no port in banner: {first}"));
         std::thread::spawn(move || for _ in lines {});
-        Gateway { child, port, dir }
+        Gateway {
+            child,
+            port,
+            dir,
+            scheme,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     pub fn sigterm(&self) {

@@ -13,7 +13,7 @@ use thiserror::Error;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::frame::{self, Reply};
 
@@ -44,7 +44,7 @@ pub struct Target {
     pub io_timeout: Duration,
 }
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<Box<dyn clawgate::tls::client::Io>>;
 
 /// One authenticated connection.
 pub struct Conn {
@@ -202,8 +202,49 @@ pub async fn ws_connect<R>(
 where
     R: tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
 {
+    use tokio_tungstenite::tungstenite::error::UrlError;
+    use tokio_tungstenite::tungstenite::Error as WsError;
     let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER);
-    Ok(tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?)
+    let request = request.into_client_request()?;
+    let uri = request.uri().clone();
+    let tls = uri.scheme_str() == Some("wss");
+    let host = uri
+        .host()
+        .ok_or(WsError::Url(UrlError::NoHostName))?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(WsError::Io)?;
+    tcp.set_nodelay(true).map_err(WsError::Io)?;
+    let io: Box<dyn clawgate::tls::client::Io> = if tls {
+        Box::new(tls_connect(tcp, host).await?)
+    } else {
+        Box::new(tcp)
+    };
+    Ok(tokio_tungstenite::client_async_with_config(request, io, Some(config)).await?)
+}
+
+/// Env var with the SHA-256 leaf fingerprint a `wss://` target must present (the bench pins it,
+/// as clients of a self-signed gateway do).
+pub const TLS_PIN_ENV: &str = "CLAWGATE_BENCH_TLS_FINGERPRINT";
+
+async fn tls_connect(
+    tcp: TcpStream,
+    host: String,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let other = |e: String| ClientError::Ws(WsError::Io(std::io::Error::other(e)));
+    let pins: Vec<String> = std::env::var(TLS_PIN_ENV).into_iter().collect();
+    let cfg = clawgate::tls::client::pinned_config(&pins, &[b"http/1.1"])
+        .map_err(|e| other(e.to_string()))?;
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host)
+        .map_err(|e| other(e.to_string()))?;
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ClientError::Ws(WsError::Io(e)))
 }
 
 pub async fn bounded<F: std::future::Future>(t: Duration, f: F) -> Result<F::Output, ClientError> {

@@ -5,11 +5,17 @@
 //! and every later request with a canned `res` echoing the request id (`frame::request_id`). No
 //! auth, no JSON parsing, a 4 KiB read buffer per connection, a multi-threaded tokio runtime.
 //! Every connection task is owned by a `TaskTracker` and stops when the shutdown token fires.
+//! The TLS floor (`--tls-cert/--tls-key`) adds only a rustls TLS 1.3 accept (ring, ALPN
+//! `http/1.1`, one static certificate) in front of the same WebSocket server.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::ServerConfig;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +36,47 @@ const HELLO_OK: &str = r#"{"type":"hello-ok","protocol":4,"server":{"version":"f
 const RESULT: &str = r#"{"ok":true}"#;
 
 /// Accepts connections on `listener` until `shutdown` fires, then waits for every connection task.
-pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<()> {
+/// One static certificate.
+#[derive(Debug)]
+struct Fixed(Arc<tokio_rustls::rustls::sign::CertifiedKey>);
+
+impl tokio_rustls::rustls::server::ResolvesServerCert for Fixed {
+    fn resolve(
+        &self,
+        _: tokio_rustls::rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<tokio_rustls::rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The TLS floor's config from a PEM pair, or `None` without one.
+pub fn tls_config(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> anyhow::Result<Option<Arc<ServerConfig>>> {
+    let (Some(cert_path), Some(key_path)) = (cert, key) else {
+        return Ok(None);
+    };
+    let t = clawgate::tls::TlsSettings {
+        cert_path,
+        key_path,
+        ca_path: None,
+        auto_generate: false,
+    };
+    let pair = clawgate::tls::cert::load(&t)?;
+    let mut cfg = ServerConfig::builder_with_provider(clawgate::tls::provider())
+        .with_protocol_versions(clawgate::tls::VERSIONS)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Fixed(pair.certified)));
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(cfg)))
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    tls: Option<Arc<ServerConfig>>,
+) -> std::io::Result<()> {
     let tracker = TaskTracker::new();
     loop {
         tokio::select! {
@@ -38,10 +84,11 @@ pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> std::i
             accepted = listener.accept() => {
                 let (stream, peer) = accepted?;
                 let token = shutdown.clone();
+                let tls = tls.clone();
                 tracker.spawn(async move {
                     tokio::select! {
                         _ = token.cancelled() => {}
-                        _ = connection(stream, peer) => {}
+                        _ = accept(stream, peer, tls) => {}
                     }
                 });
             }
@@ -52,8 +99,18 @@ pub async fn serve(listener: TcpListener, shutdown: CancellationToken) -> std::i
     Ok(())
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr) {
+async fn accept(stream: TcpStream, peer: SocketAddr, tls: Option<Arc<ServerConfig>>) {
     let _ = stream.set_nodelay(true);
+    match tls {
+        None => connection(stream, peer).await,
+        Some(cfg) => match tokio_rustls::TlsAcceptor::from(cfg).accept(stream).await {
+            Ok(s) => connection(s, peer).await,
+            Err(e) => debug!(%peer, error = %e, "floor: TLS handshake failed"),
+        },
+    }
+}
+
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, peer: SocketAddr) {
     let config = WebSocketConfig::default()
         .read_buffer_size(FLOOR_READ_BUFFER)
         .write_buffer_size(0);

@@ -47,6 +47,11 @@ enum Cmd {
     Floor {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
+        /// Serve TLS 1.3 (rustls) with this PEM certificate (the TLS floor; with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Print a free loopback TCP port (for scripts).
     FreePort,
@@ -169,7 +174,11 @@ fn main() -> Result<()> {
             println!("{}", l.local_addr()?.port());
             Ok(())
         }
-        Cmd::Floor { listen } => rt.block_on(serve_floor(&listen)),
+        Cmd::Floor {
+            listen,
+            tls_cert,
+            tls_key,
+        } => rt.block_on(serve_floor(&listen, floor::tls_config(tls_cert, tls_key)?)),
         Cmd::Run(args) => rt.block_on(run_cmd(*args, threads)),
         Cmd::Soak(args) => rt.block_on(soak_cmd::command(*args)),
         Cmd::Report {
@@ -204,14 +213,17 @@ fn main() -> Result<()> {
     }
 }
 
-async fn serve_floor(listen: &str) -> Result<()> {
+async fn serve_floor(
+    listen: &str,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
     let shutdown = CancellationToken::new();
-    let serve = floor::serve(listener, shutdown.clone());
+    let serve = floor::serve(listener, shutdown.clone(), tls);
     tokio::pin!(serve);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

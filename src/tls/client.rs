@@ -1,0 +1,176 @@
+//! The client side clawgate's own CLI uses against its own gateway: a rustls verifier pinned to
+//! leaf fingerprints (the gateway's certificate read from this host's state dir), and a
+//! WebSocket connect over plain TCP or pinned TLS.
+//!
+//! Invariants: a `wss://` connection succeeds only when the leaf's SHA-256 is one of the pins
+//! (no pins ⇒ every certificate is refused — fail closed, threats.md TLS-4); the handshake
+//! signature is still verified with the provider's algorithms, so a replayed certificate without
+//! its key fails; TLS 1.3 only; credentials never travel in the URL (the caller's rule).
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::WebPkiSupportedAlgorithms;
+use tokio_rustls::rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::WebSocketStream;
+
+use super::{fingerprint, provider, VERSIONS};
+
+/// Any byte stream a client WebSocket runs over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A client WebSocket over TCP or TLS.
+pub type ClientWs = WebSocketStream<Box<dyn Io>>;
+
+/// Accepts exactly the leaves whose fingerprint is pinned.
+#[derive(Debug)]
+pub struct PinnedLeaf {
+    pins: Vec<String>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl PinnedLeaf {
+    /// Pins in any accepted spelling (`sha256:` prefix, colons, upper case).
+    pub fn new(pins: &[String]) -> Self {
+        PinnedLeaf {
+            pins: pins.iter().filter_map(|p| normalize(p)).collect(),
+            algs: provider().signature_verification_algorithms,
+        }
+    }
+}
+
+/// A fingerprint as 64 lowercase hex, or `None` when malformed.
+pub fn normalize(p: &str) -> Option<String> {
+    let p = p.trim();
+    let p = p.strip_prefix("sha256:").unwrap_or(p);
+    let hex: String = p.chars().filter(|c| *c != ':').collect();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+impl ServerCertVerifier for PinnedLeaf {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let fp = fingerprint(end_entity);
+        if self.pins.contains(&fp) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        Err(rustls::Error::General(format!(
+            "gateway certificate fingerprint {fp} is not the pinned one ({})",
+            if self.pins.is_empty() {
+                "none known".to_string()
+            } else {
+                self.pins.join(", ")
+            }
+        )))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// A TLS 1.3 client config that trusts only `pins`, offering `alpn`.
+pub fn pinned_config(pins: &[String], alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let mut cfg = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedLeaf::new(pins)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
+
+fn io_err(e: impl std::fmt::Display) -> WsError {
+    WsError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// Opens a WebSocket to `url` (`ws://` or `wss://`, the latter pinned to `pins`).
+pub async fn connect(url: &str, pins: &[String]) -> Result<ClientWs, WsError> {
+    let req = url.into_client_request()?;
+    let uri = req.uri().clone();
+    let tls = match uri.scheme_str() {
+        Some("wss") => true,
+        Some("ws") => false,
+        _ => {
+            return Err(WsError::Url(
+                tokio_tungstenite::tungstenite::error::UrlError::UnsupportedUrlScheme,
+            ))
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or(WsError::Url(
+            tokio_tungstenite::tungstenite::error::UrlError::NoHostName,
+        ))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    let _ = tcp.set_nodelay(true);
+    let io: Box<dyn Io> = if tls {
+        let cfg = pinned_config(pins, &[b"http/1.1"]).map_err(io_err)?;
+        let name = ServerName::try_from(host).map_err(io_err)?;
+        let s = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await?;
+        Box::new(s)
+    } else {
+        Box::new(tcp)
+    };
+    let (ws, _) = tokio_tungstenite::client_async(req, io).await?;
+    Ok(ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_the_accepted_spellings() {
+        let hex = "ab".repeat(32);
+        assert_eq!(normalize(&hex), Some(hex.clone()));
+        assert_eq!(
+            normalize(&format!("sha256:{}", hex.to_uppercase())),
+            Some(hex.clone())
+        );
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(normalize(&colons), Some(hex));
+        assert_eq!(normalize("abcd"), None);
+        assert_eq!(normalize(&"zz".repeat(32)), None);
+    }
+}
