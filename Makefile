@@ -6,9 +6,6 @@ export CACHE_DIR
 # Cargo's output dir: honours CARGO_TARGET_DIR like cargo itself.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 BIN_DIR    := $(TARGET_DIR)/release
-# make install: ~/.local (bin on PATH for most login shells) or /usr/local as root (ADR 0104).
-PREFIX     ?= $(if $(filter 0,$(shell id -u)),/usr/local,$(HOME)/.local)
-BINDIR     ?= $(PREFIX)/bin
 
 DEPS_TARGETS  :=
 TEST_TARGETS  := test-rust
@@ -16,7 +13,7 @@ BENCH_TARGETS :=
 
 -include mk/*.mk
 
-.PHONY: all build run install uninstall test deps test-rust lint bench fmt
+.PHONY: all build run test deps test-rust lint bench fmt
 all: build
 
 build:
@@ -25,18 +22,6 @@ build:
 ## make run: build and start the gateway with embedded defaults (loopback, generated token).
 run: build
 	$(BIN_DIR)/clawgate run
-
-## make install [PREFIX=~/.local]: clawgate (and the clawgate-tsnet sidecar when built) into $(BINDIR).
-# The install test (tests/first_hour.rs) runs inside cargo's build lock: it passes INSTALL_DEPS=.
-INSTALL_DEPS ?= build
-install: $(INSTALL_DEPS)
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 $(BIN_DIR)/clawgate $(DESTDIR)$(BINDIR)/clawgate
-	if [ -x sidecar/bin/clawgate-tsnet ]; then install -m 0755 sidecar/bin/clawgate-tsnet $(DESTDIR)$(BINDIR)/clawgate-tsnet; fi
-	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "note: $(BINDIR) is not on PATH; add it: export PATH=\"$(BINDIR):\$$PATH\"";; esac
-
-uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/clawgate $(DESTDIR)$(BINDIR)/clawgate-tsnet
 
 ## make test: install what the suite needs, then run every suite.
 test: deps

@@ -9,7 +9,8 @@ use super::Cli;
 fn walk(cmd: &clap::Command, path: &mut Vec<String>, seen: &mut Vec<(String, clap::Command)>) {
     path.push(cmd.get_name().to_string());
     seen.push((path.join(" "), cmd.clone()));
-    for sub in cmd.get_subcommands() {
+    // clap's generated `help` subcommands are not ours to document.
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         walk(sub, path, seen);
     }
     path.pop();

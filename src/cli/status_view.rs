@@ -42,7 +42,11 @@ pub fn print_status(v: &Value) {
         crate::outln!("state dir: {}", text(&g["stateDir"]));
     }
     let e = &v["exposure"];
-    let mut line = format!("tailscale: {} ({})", text(&e["mode"]), text(&e["tailscale"]));
+    let (mode, state) = (text(&e["mode"]), text(&e["tailscale"]));
+    let mut line = format!("tailscale: {mode}");
+    if state != mode && state != "off" {
+        line.push_str(&format!(" ({state})"));
+    }
     if let Some(url) = e["publicUrl"].as_str() {
         line.push_str(&format!(", {url}"));
     }

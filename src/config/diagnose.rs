@@ -75,18 +75,21 @@ pub fn unknown_field(path: &str, msg: &str) -> Option<(String, String)> {
     let rest = msg.strip_prefix("unknown field `")?;
     let (name, rest) = rest.split_once('`')?;
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
-    let problem = format!("unknown key `{}`", join(path, name));
+    // serde_path_to_error names the field itself as the last segment: its parent is the rest.
+    let parent = path
+        .strip_suffix(name)
+        .unwrap_or(path)
+        .trim_end_matches('.');
+    let problem = format!("unknown key `{}`", join(parent, name));
     let fix = match suggest(name, &expected) {
-        Some(best) => format!("did you mean `{}`? ({DOC_FIX})", join(path, best)),
+        Some(best) => format!("did you mean `{}`? ({DOC_FIX})", join(parent, best)),
         None if expected.is_empty() => format!("remove it ({DOC_FIX})"),
         None => format!("known keys here: {} ({DOC_FIX})", expected.join(", ")),
     };
     Some((problem, fix))
 }
 
-fn join(path: &str, name: &str) -> String {
-    // serde_path_to_error names the field itself as the last segment: strip it.
-    let parent = path.strip_suffix(name).unwrap_or(path).trim_end_matches('.');
+fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() || parent == "." {
         name.to_string()
     } else {
