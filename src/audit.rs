@@ -229,7 +229,12 @@ pub fn doctor_checks(s: &Settings, readyz: Option<&Value>) -> Vec<crate::cli::do
                 Severity::Warning => "warning",
             };
             let detail = format!("{}: {}", f.severity.as_str(), f.message);
-            crate::cli::doctor::Check::new(&format!("audit {}", f.id), severity, detail, Some(f.fix))
+            crate::cli::doctor::Check::new(
+                &format!("audit {}", f.id),
+                severity,
+                detail,
+                Some(f.fix),
+            )
         })
         .collect()
 }

@@ -87,7 +87,9 @@ impl Identity {
                 path = %path.display(),
                 "gateway identity file was missing: created a NEW identity; clients that pinned the old id will see a different gateway"
             ),
-            _ => tracing::info!(device_id = %id.device_id, path = %path.display(), "created the gateway identity"),
+            _ => {
+                tracing::info!(device_id = %id.device_id, path = %path.display(), "created the gateway identity")
+            }
         }
         Self::record_id(state_dir, &id)?;
         Ok(id)
@@ -137,9 +139,8 @@ impl Identity {
             return Ok(());
         }
         let line = format!("{}\n", id.device_id);
-        crate::state::write_atomic(&path, line.as_bytes(), 0o644).map_err(|source| {
-            IdentityError::Io { path, source }
-        })
+        crate::state::write_atomic(&path, line.as_bytes(), 0o644)
+            .map_err(|source| IdentityError::Io { path, source })
     }
 
     fn store(path: &Path, id: &Identity) -> Result<(), IdentityError> {
@@ -228,7 +229,10 @@ mod tests {
         Identity::store(&Identity::legacy_path(dir.path()), &foreign).unwrap();
         let next = Identity::load_or_create(dir.path()).unwrap();
         assert_ne!(next.device_id, foreign.device_id);
-        assert_ne!(next.device_id, ours.device_id, "the key is gone: a new one, with a WARN");
+        assert_ne!(
+            next.device_id, ours.device_id,
+            "the key is gone: a new one, with a WARN"
+        );
         assert_eq!(Identity::recorded_id(dir.path()), Some(next.device_id));
     }
 }

@@ -165,14 +165,22 @@ fn make_install(prefix: &Path) -> PathBuf {
     let built = Path::new(env!("CARGO_BIN_EXE_clawgate"));
     let bin_dir = built.parent().unwrap();
     let out = Command::new("make")
-        .args(["-C", REPO, "--no-print-directory", "install", "INSTALL_DEPS="])
+        .args([
+            "-C",
+            REPO,
+            "--no-print-directory",
+            "install",
+            "INSTALL_DEPS=",
+        ])
         .arg(format!("PREFIX={}", prefix.display()))
         .arg(format!("BIN_DIR={}", bin_dir.display()))
         .output()
         .expect("make");
     assert!(out.status.success(), "make install: {}", text(&out.stderr));
     let installed = prefix.join("bin/clawgate");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&installed).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&installed).unwrap().permissions(),
+    );
     assert_eq!(mode & 0o755, 0o755, "installed executable");
     installed
 }
@@ -194,31 +202,54 @@ fn readme_first_hour() {
     // make run (here: the installed binary) — loopback, generated token, shown only on a tty.
     let gw = Running::start(&cg, h, &[]);
     let banner = gw.banner.join("\n");
-    assert!(banner.contains(&format!("ws://127.0.0.1:{}", home.port)), "{banner}");
+    assert!(
+        banner.contains(&format!("ws://127.0.0.1:{}", home.port)),
+        "{banner}"
+    );
     assert!(banner.contains("clawgate token"), "{banner}");
 
     let out = run(&cg, h, &["health"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("gateway healthy"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("gateway healthy"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let out = run(&cg, h, &["status"]);
     assert_eq!(out.status.code(), Some(0));
     let human = text(&out.stdout);
-    assert!(!human.trim_start().starts_with('{') && human.contains("connections:"), "{human}");
+    assert!(
+        !human.trim_start().starts_with('{') && human.contains("connections:"),
+        "{human}"
+    );
     let out = run(&cg, h, &["status", "--json"]);
     assert_eq!(json_out(&out)["ok"], true);
 
     // The token is shared where OpenClaw looks, privately, without losing the user's keys.
     let cfg_path = home.state().join("openclaw.json");
     let cfg: Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cfg_path).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&cfg_path).unwrap().permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(cfg["wizard"]["lastRunVersion"], "2026.9.6", "other keys kept");
+    assert_eq!(
+        cfg["wizard"]["lastRunVersion"], "2026.9.6",
+        "other keys kept"
+    );
     let out = run(&cg, h, &["token", "--json"]);
     let tok = json_out(&out);
     assert_eq!(cfg["gateway"]["auth"]["token"], tok["token"]);
-    assert!(["generated", "config"].contains(&tok["source"].as_str().unwrap_or("")), "{tok}");
-    assert!(!gw.banner.join("\n").contains(tok["token"].as_str().unwrap()), "token on a pipe");
+    assert!(
+        ["generated", "config"].contains(&tok["source"].as_str().unwrap_or("")),
+        "{tok}"
+    );
+    assert!(
+        !gw.banner
+            .join("\n")
+            .contains(tok["token"].as_str().unwrap()),
+        "token on a pipe"
+    );
 
     // The real OpenClaw CLI on the gateway host: no --url, no --token.
     let o = common::openclaw::oc(&oc, h, &["gateway", "health", "--json"]);
@@ -233,9 +264,16 @@ fn readme_first_hour() {
     // (The pairing round trip itself: pairing_required_is_logged_with_its_request_….)
     let out = run(&cg, h, &["devices", "list", "--json"]);
     let list = json_out(&out);
-    assert!(list["paired"].is_array() && list["pending"].is_array(), "{list}");
+    assert!(
+        list["paired"].is_array() && list["pending"].is_array(),
+        "{list}"
+    );
     let out = run(&cg, h, &["devices", "list"]);
-    assert!(text(&out.stdout).contains("Pending (0)"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Pending (0)"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = run(&cg, h, &["devices", "approve", "--latest"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no pending pairing requests"));
@@ -284,10 +322,17 @@ fn doctor_on_bind_lan_has_no_false_failure() {
         .collect();
     assert!(failed.is_empty(), "false failures on bind lan: {failed:#?}");
     let listener = check(&report, "listener");
-    assert!(listener["detail"].as_str().unwrap().contains("bind lan"), "{listener}");
+    assert!(
+        listener["detail"].as_str().unwrap().contains("bind lan"),
+        "{listener}"
+    );
     assert_eq!(out.status.code(), Some(0));
     let human = run(cg, home.path(), &["doctor"]);
-    assert!(!text(&human.stdout).contains("FAIL"), "{}", text(&human.stdout));
+    assert!(
+        !text(&human.stdout).contains("FAIL"),
+        "{}",
+        text(&human.stdout)
+    );
 }
 
 /// Runs `args` with stdout a pipe whose reader is already closed (every write is EPIPE).
@@ -346,21 +391,41 @@ fn json_errors_share_one_shape() {
         (&["probe", "--json"], 1, "UNREACHABLE"),
         (&["devices", "list", "--json"], 1, "UNREACHABLE"),
         (&["token", "--json"], 1, "NO_TOKEN"),
-        (&["call", "health", "--params", "{nope", "--json"], 2, "USAGE"),
-        (&["health", "--url", "ws://127.0.0.1:1", "--json"], 2, "USAGE"),
+        (
+            &["call", "health", "--params", "{nope", "--json"],
+            2,
+            "USAGE",
+        ),
+        (
+            &["health", "--url", "ws://127.0.0.1:1", "--json"],
+            2,
+            "USAGE",
+        ),
     ];
     for (args, code, err_code) in cases {
         let out = run(cg, home.path(), args);
-        assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
         let v = json_out(&out);
         assert_eq!(v["ok"], false, "{args:?}: {v}");
         assert_eq!(v["error"]["code"], *err_code, "{args:?}: {v}");
         assert!(v["error"]["message"].is_string(), "{args:?}: {v}");
         let err = text(&out.stderr);
-        assert!(err.starts_with("error:") || err.starts_with("probe failed:"), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error:") || err.starts_with("probe failed:"),
+            "{args:?}: {err}"
+        );
     }
     let out = run(cg, home.path(), &["probe"]);
-    assert!(out.stdout.is_empty(), "probe failed goes to stderr: {}", text(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "probe failed goes to stderr: {}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -392,15 +457,32 @@ fn logs_follow_rust_log_and_json_mode_is_structured() {
     let _ = child.wait();
     let text = std::fs::read_to_string(&log).unwrap();
     let ready = ready.unwrap_or_else(|| panic!("no ready event: {text}"));
-    assert!(ready["listen"].as_str().unwrap().contains(&format!("ws://127.0.0.1:{}", home.port)), "{ready}");
+    assert!(
+        ready["listen"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("ws://127.0.0.1:{}", home.port)),
+        "{ready}"
+    );
     for line in text.lines() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(!line.contains("\x1b["), "ANSI in a file: {line}");
-        let ours = v["target"].as_str().is_some_and(|t| t.starts_with("clawgate"));
-        assert!(!ours || !line.contains("Some("), "Rust Debug in a field: {line}");
+        let ours = v["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("clawgate"));
+        assert!(
+            !ours || !line.contains("Some("),
+            "Rust Debug in a field: {line}"
+        );
     }
-    assert!(text.contains("\"event\":\"banner\""), "banner not structured: {text}");
-    assert!(!text.contains("open-file limit"), "RUST_LOG ignored: {text}");
+    assert!(
+        text.contains("\"event\":\"banner\""),
+        "banner not structured: {text}"
+    );
+    assert!(
+        !text.contains("open-file limit"),
+        "RUST_LOG ignored: {text}"
+    );
     assert!(!text.contains(common::TOKEN), "token in the log");
 }
 
@@ -412,30 +494,71 @@ fn identity_survives_openclaw_node_run_in_the_same_home() {
     let home = Home::new(json!({}));
     let cg = Path::new(env!("CARGO_BIN_EXE_clawgate"));
     let device_id = |h: &Home| {
-        let out = run(cg, h.path(), &["status", "--json", "--token", common::TOKEN]);
-        json_out(&out)["gateway"]["deviceId"].as_str().unwrap().to_string()
+        let out = run(
+            cg,
+            h.path(),
+            &["status", "--json", "--token", common::TOKEN],
+        );
+        json_out(&out)["gateway"]["deviceId"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
+    // An identity left by an older clawgate in OpenClaw's own identity dir is moved out first.
     let gw = Running::start(cg, home.path(), &["--token", common::TOKEN]);
     let before = device_id(&home);
-    let mut node = common::openclaw::node_host(&oc, home.path(), None, "127.0.0.1", home.port, common::TOKEN);
+    drop(gw.stop());
+    let legacy = home.state().join("identity/device.json");
+    std::fs::create_dir_all(legacy.parent().unwrap()).unwrap();
+    std::fs::rename(home.state().join("clawgate/gateway-identity.json"), &legacy).unwrap();
+    std::fs::remove_file(home.state().join("clawgate/gateway-id")).unwrap();
+    let gw = Running::start(cg, home.path(), &["--token", common::TOKEN]);
+    assert_eq!(device_id(&home), before, "migrated from the legacy path");
+    let mut node = common::openclaw::node_host(
+        &oc,
+        home.path(),
+        None,
+        "127.0.0.1",
+        home.port,
+        common::TOKEN,
+    );
     let until = Instant::now() + Duration::from_secs(90);
     let mut connected = false;
     while Instant::now() < until && !connected {
         std::thread::sleep(Duration::from_millis(500));
-        let out = run(cg, home.path(), &["nodes", "list", "--json", "--token", common::TOKEN]);
+        let out = run(
+            cg,
+            home.path(),
+            &["nodes", "list", "--json", "--token", common::TOKEN],
+        );
         connected = serde_json::from_slice::<Value>(&out.stdout)
-            .map(|v| v["nodes"].as_array().is_some_and(|a| a.iter().any(|n| n["connected"] == true)))
+            .map(|v| {
+                v["nodes"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|n| n["connected"] == true))
+            })
             .unwrap_or(false);
     }
     common::openclaw::kill_group(&mut node);
     let node_log = std::fs::read_to_string(home.path().join("node-host.log")).unwrap_or_default();
     assert!(connected, "the real node host never connected: {node_log}");
+    assert!(
+        !legacy.exists(),
+        "OpenClaw 2026.9.x migrated and deleted identity/device.json: the case under test"
+    );
     drop(gw.stop());
     let gw = Running::start(cg, home.path(), &["--token", common::TOKEN]);
-    assert_eq!(device_id(&home), before, "gateway identity changed after openclaw node run");
+    assert_eq!(
+        device_id(&home),
+        before,
+        "gateway identity changed after openclaw node run"
+    );
     let log = gw.stop();
     assert!(!log.contains("NEW identity"), "{log}");
-    assert!(home.state().join("clawgate/gateway-identity.json").is_file());
+    assert!(home
+        .state()
+        .join("clawgate/gateway-identity.json")
+        .is_file());
 }
 
 #[test]
@@ -448,8 +571,14 @@ fn a_refused_start_writes_no_identity_and_no_token() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert_eq!(err.matches("in use").count(), 1, "said once: {err}");
-    assert!(!second.state().join("gateway/auth-token").exists(), "token generated by a failed start");
-    assert!(!second.state().join("clawgate/gateway-identity.json").exists());
+    assert!(
+        !second.state().join("gateway/auth-token").exists(),
+        "token generated by a failed start"
+    );
+    assert!(!second
+        .state()
+        .join("clawgate/gateway-identity.json")
+        .exists());
 }
 
 #[tokio::test]
@@ -462,10 +591,21 @@ async fn pairing_required_is_logged_with_its_request_and_latest_only_selects() {
     let proxied = [("x-forwarded-for", "203.0.113.9")]; // not local: needs approval
     let (_ws, res) = common::bounded(
         Duration::from_secs(30),
-        d.connect(&url, &proxied, "node", ("node-host", "node"), &[], json!({"token": common::TOKEN}), json!({})),
+        d.connect(
+            &url,
+            &proxied,
+            "node",
+            ("node-host", "node"),
+            &[],
+            json!({"token": common::TOKEN}),
+            json!({}),
+        ),
     )
     .await;
-    let rid = res["error"]["details"]["requestId"].as_str().unwrap().to_string();
+    let rid = res["error"]["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let run_in = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend_from_slice(&["--token", common::TOKEN]);
@@ -474,17 +614,32 @@ async fn pairing_required_is_logged_with_its_request_and_latest_only_selects() {
     let shown = run_in(&["devices", "approve", "--latest"]);
     assert_eq!(shown.status.code(), Some(1), "--latest only selects");
     let out = text(&shown.stdout);
-    assert!(out.contains(&rid) && out.contains(&format!("clawgate devices approve {rid}")), "{out}");
+    assert!(
+        out.contains(&rid) && out.contains(&format!("clawgate devices approve {rid}")),
+        "{out}"
+    );
     let pending = json_out(&run_in(&["devices", "list", "--json"]));
-    assert_eq!(pending["pending"].as_array().unwrap().len(), 1, "nothing approved: {pending}");
+    assert_eq!(
+        pending["pending"].as_array().unwrap().len(),
+        1,
+        "nothing approved: {pending}"
+    );
     let approved = run_in(&["devices", "approve", "--latest", "--yes"]);
-    assert_eq!(approved.status.code(), Some(0), "{}", text(&approved.stderr));
+    assert_eq!(
+        approved.status.code(),
+        Some(0),
+        "{}",
+        text(&approved.stderr)
+    );
     let log = gw.stop();
     let line = log
         .lines()
         .find(|l| l.contains("connect held for pairing"))
         .unwrap_or_else(|| panic!("no pairing line: {log}"));
     assert!(line.contains(&format!("request_id={rid}")), "{line}");
-    assert!(line.contains(&format!("approve=clawgate devices approve {rid}")), "{line}");
+    assert!(
+        line.contains(&format!("approve=clawgate devices approve {rid}")),
+        "{line}"
+    );
     assert!(line.contains("code=PAIRING_REQUIRED"), "{line}");
 }

@@ -207,7 +207,8 @@ pub async fn probe(a: TargetArgs) -> anyhow::Result<i32> {
     } else {
         crate::outln!(
             "gateway reachable at {} (connect {connect_ms} ms), scopes {}",
-            t.url, v["scopes"]
+            t.url,
+            v["scopes"]
         );
     }
     Ok(0)
@@ -226,7 +227,11 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
         },
         &config::process_env,
     )?;
-    let configured = s.auth.token.clone().map(|t| (t, token_source(s.token_source)));
+    let configured = s
+        .auth
+        .token
+        .clone()
+        .map(|t| (t, token_source(s.token_source)));
     let generated = || secrets::read_generated_token(&s.paths.state_dir).map(|t| (t, "generated"));
     let Some((tok, source)) = configured.or_else(generated) else {
         let message = format!(

@@ -56,7 +56,8 @@ pub fn share_token(path: &Path, token: &str) -> Result<Shared, ShareError> {
     doc["gateway"]["auth"]["token"] = json!(token);
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
-    crate::state::write_atomic(path, text.as_bytes(), crate::state::SECRET_FILE_MODE).map_err(io)?;
+    crate::state::write_atomic(path, text.as_bytes(), crate::state::SECRET_FILE_MODE)
+        .map_err(io)?;
     Ok(Shared::Written)
 }
 

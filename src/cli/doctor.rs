@@ -46,7 +46,12 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(e) => {
             checks.push(fail("config", e.problem.clone(), e.fix.clone()));
-            return Ok(super::doctor_report::print(&checks, a.json, "config", &Value::Null));
+            return Ok(super::doctor_report::print(
+                &checks,
+                a.json,
+                "config",
+                &Value::Null,
+            ));
         }
     };
     checks.push(config_check(&settings));
@@ -88,7 +93,9 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
     let ips: Vec<IpAddr> =
         serde_json::from_value(exposure["tailnetIps"].clone()).unwrap_or_default();
     super::doctor_net::sockets(settings.port, settings.bind, ingress, &ips, &mut checks);
-    Ok(super::doctor_report::print(&checks, a.json, source, &exposure))
+    Ok(super::doctor_report::print(
+        &checks, a.json, source, &exposure,
+    ))
 }
 
 /// `ok` for a file that parsed; `info` (not `ok`) when there is none and defaults apply.
@@ -97,7 +104,10 @@ fn config_check(s: &Settings) -> Check {
     if s.paths.config_path.exists() {
         pass("config", path.to_string())
     } else {
-        info("config", format!("no config file at {path}: built-in defaults (loopback, token auth)"))
+        info(
+            "config",
+            format!("no config file at {path}: built-in defaults (loopback, token auth)"),
+        )
     }
 }
 

@@ -59,7 +59,10 @@ pub(super) fn sockets(
         // `bind: lan` (and `auto` without a tailnet) listen on all interfaces by design; plaintext
         // from public and tailnet peers is still refused per connection (documented setup).
         let by_design = class == "all-interfaces"
-            && matches!(bind, crate::config::BindMode::Lan | crate::config::BindMode::Auto);
+            && matches!(
+                bind,
+                crate::config::BindMode::Lan | crate::config::BindMode::Auto
+            );
         checks.push(if by_design {
             pass("listener", format!("{detail} (bind {}: LAN clients; plaintext from public or tailnet addresses refused per connection)", bind_name(bind)))
         } else if class == "public" || class == "all-interfaces" && role == "gateway" {

@@ -30,14 +30,25 @@ pub struct Check {
 fn id_of(name: &str) -> String {
     let slug: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == ':' { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == ':' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("clawgate.{slug}")
 }
 
 impl Check {
     /// A check with an explicit severity.
-    pub fn new(name: &str, severity: &'static str, detail: impl Into<String>, fix: Option<String>) -> Check {
+    pub fn new(
+        name: &str,
+        severity: &'static str,
+        detail: impl Into<String>,
+        fix: Option<String>,
+    ) -> Check {
         Check {
             id: id_of(name),
             name: name.into(),

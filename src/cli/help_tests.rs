@@ -65,7 +65,10 @@ fn every_subcommand_shows_an_example() {
             missing.push(path.clone());
         }
     }
-    assert!(missing.is_empty(), "subcommands without an example: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "subcommands without an example: {missing:#?}"
+    );
 }
 
 #[test]
@@ -74,7 +77,14 @@ fn enum_flags_list_their_values() {
         .find_subcommand_mut("run")
         .map(|c| c.render_help().to_string())
         .unwrap_or_default();
-    for needle in ["loopback, lan, custom, tailnet, auto", "token, password, none", "off, serve, funnel"] {
-        assert!(run.contains(needle), "`clawgate run --help` lacks {needle:?}:\n{run}");
+    for needle in [
+        "loopback, lan, custom, tailnet, auto",
+        "token, password, none",
+        "off, serve, funnel",
+    ] {
+        assert!(
+            run.contains(needle),
+            "`clawgate run --help` lacks {needle:?}:\n{run}"
+        );
     }
 }

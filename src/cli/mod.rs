@@ -57,40 +57,64 @@ pub use logging::LogFormat;
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway in the foreground.
-    #[command(after_help = "Examples:\n  clawgate run\n  clawgate run --bind lan --port 18789\n  clawgate run --tailscale serve\n  OPENCLAW_GATEWAY_TOKEN=... clawgate run --log-format json")]
+    #[command(
+        after_help = "Examples:\n  clawgate run\n  clawgate run --bind lan --port 18789\n  clawgate run --tailscale serve\n  OPENCLAW_GATEWAY_TOKEN=... clawgate run --log-format json"
+    )]
     Run(RunArgs),
     /// Validate configuration.
-    #[command(subcommand, after_help = "Example:\n  clawgate config check --config ~/.openclaw/openclaw.json")]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  clawgate config check --config ~/.openclaw/openclaw.json"
+    )]
     Config(ConfigCmd),
     /// Connect and call `health`.
-    #[command(after_help = "Examples:\n  clawgate health\n  clawgate health --url ws://127.0.0.1:18789 --token \"$(clawgate token)\"")]
+    #[command(
+        after_help = "Examples:\n  clawgate health\n  clawgate health --url ws://127.0.0.1:18789 --token \"$(clawgate token)\""
+    )]
     Health(TargetArgs),
     /// Connect and call `status` (a summary; --json for everything).
     #[command(after_help = "Examples:\n  clawgate status\n  clawgate status --json")]
     Status(TargetArgs),
     /// Call any method.
-    #[command(after_help = "Examples:\n  clawgate call system-presence\n  clawgate call config.get --json")]
+    #[command(
+        after_help = "Examples:\n  clawgate call system-presence\n  clawgate call config.get --json"
+    )]
     Call(CallArgs),
     /// Probe a gateway: reachability, auth, and what the credentials allow.
-    #[command(after_help = "Example:\n  clawgate probe --url ws://127.0.0.1:18789 --token \"$(clawgate token)\"")]
+    #[command(
+        after_help = "Example:\n  clawgate probe --url ws://127.0.0.1:18789 --token \"$(clawgate token)\""
+    )]
     Probe(TargetArgs),
     /// Show the configured gateway token (for this host's gateway).
     #[command(after_help = "Examples:\n  clawgate token\n  clawgate token --json")]
     Token(TokenArgs),
     /// Device pairing: list, approve, reject, remove, rename, rotate, revoke.
-    #[command(subcommand, after_help = "Examples:\n  clawgate devices list\n  clawgate devices approve --latest")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  clawgate devices list\n  clawgate devices approve --latest"
+    )]
     Devices(pairing_cmds::DevicesCmd),
     /// Browse for gateways on the LAN (mDNS) and a wide-area DNS-SD domain.
-    #[command(after_help = "Examples:\n  clawgate discover\n  clawgate discover --domain openclaw.internal --json")]
+    #[command(
+        after_help = "Examples:\n  clawgate discover\n  clawgate discover --domain openclaw.internal --json"
+    )]
     Discover(crate::discovery::cli::DiscoverArgs),
     /// Wide-area DNS-SD over Tailscale split DNS: setup steps and checks.
-    #[command(subcommand, after_help = "Example:\n  clawgate dns setup --domain openclaw.internal")]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  clawgate dns setup --domain openclaw.internal"
+    )]
     Dns(DnsCmd),
     /// Print a single-use setup code and QR for pairing a phone or node.
-    #[command(after_help = "Examples:\n  clawgate qr --url ws://192.168.1.10:18789\n  clawgate qr --setup-code-only")]
+    #[command(
+        after_help = "Examples:\n  clawgate qr --url ws://192.168.1.10:18789\n  clawgate qr --setup-code-only"
+    )]
     Qr(pairing_cmds::QrArgs),
     /// Nodes: list, describe, pending, approve, reject, invoke.
-    #[command(subcommand, after_help = "Examples:\n  clawgate nodes list\n  clawgate nodes invoke --node <id> --command system.which --params '{\"bins\":[\"git\"]}'")]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  clawgate nodes list\n  clawgate nodes invoke --node <id> --command system.which --params '{\"bins\":[\"git\"]}'"
+    )]
     Nodes(pairing_cmds::NodesCmd),
     /// Check Tailscale exposure, listeners and auth; explain each problem and its fix.
     #[command(after_help = "Examples:\n  clawgate doctor\n  clawgate doctor --json")]
@@ -127,8 +151,9 @@ fn parse_bind_flag(s: &str) -> Result<BindMode, String> {
 }
 
 fn parse_auth_flag(s: &str) -> Result<AuthMode, String> {
-    serde_json::from_value(serde_json::Value::String(s.into()))
-        .map_err(|_| format!("{s:?} is not an auth mode; use none, token, password or trusted-proxy"))
+    serde_json::from_value(serde_json::Value::String(s.into())).map_err(|_| {
+        format!("{s:?} is not an auth mode; use none, token, password or trusted-proxy")
+    })
 }
 
 #[derive(Subcommand, Debug)]

@@ -60,7 +60,11 @@ macro_rules! errln {
 
 /// The one JSON shape of a failed command on stdout with `--json`:
 /// `{"ok":false,"error":{"code":…,"message":…}}` (plus any fields the gateway sent).
-pub fn json_error(code: &str, message: &str, extra: Option<&serde_json::Value>) -> serde_json::Value {
+pub fn json_error(
+    code: &str,
+    message: &str,
+    extra: Option<&serde_json::Value>,
+) -> serde_json::Value {
     let mut err = serde_json::json!({"code": code, "message": message});
     if let (Some(serde_json::Value::Object(m)), Some(obj)) = (extra, err.as_object_mut()) {
         for (k, v) in m {

@@ -12,7 +12,9 @@ pub enum DevicesCmd {
     /// Pending requests and paired devices.
     List(TargetArgs),
     /// Approve a pending request; --latest shows the newest one and asks for --yes.
-    #[command(after_help = "Examples:\n  clawgate devices approve <requestId>\n  clawgate devices approve --latest        # show the newest request\n  clawgate devices approve --latest --yes  # approve it")]
+    #[command(
+        after_help = "Examples:\n  clawgate devices approve <requestId>\n  clawgate devices approve --latest        # show the newest request\n  clawgate devices approve --latest --yes  # approve it"
+    )]
     Approve {
         /// The request id (from `clawgate devices list` or the PAIRING_REQUIRED log line).
         request_id: Option<String>,

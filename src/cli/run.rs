@@ -41,12 +41,13 @@ fn generated_token(s: &mut Settings) -> anyhow::Result<bool> {
     if s.auth.mode != AuthMode::Token || s.auth.token.is_some() {
         return Ok(false);
     }
-    let (tok, created) = secrets::load_or_generate_token(&s.paths.state_dir).with_context(|| {
-        format!(
-            "cannot store the generated token in {}",
-            s.paths.state_dir.display()
-        )
-    })?;
+    let (tok, created) =
+        secrets::load_or_generate_token(&s.paths.state_dir).with_context(|| {
+            format!(
+                "cannot store the generated token in {}",
+                s.paths.state_dir.display()
+            )
+        })?;
     secrets::use_generated_token(s, tok)?;
     Ok(created)
 }

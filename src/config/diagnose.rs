@@ -130,7 +130,10 @@ mod tests {
     fn a_missing_brace_is_named_with_its_line() {
         let text = "{\n  gateway: {\n    port: 18789,\n}\n";
         let note = unbalanced(text).unwrap();
-        assert!(note.contains("missing `}`") && note.contains("line 1"), "{note}");
+        assert!(
+            note.contains("missing `}`") && note.contains("line 1"),
+            "{note}"
+        );
         assert_eq!(unbalanced("{a: '}', // }\n b: [1]}"), None);
         assert!(unbalanced("{a: 1}}").unwrap().contains("unexpected `}`"));
     }

@@ -90,7 +90,13 @@ fn shape(s: &Section, path: &[String]) -> Shape {
 
 fn expected_list(msg: &str) -> Vec<String> {
     msg.split_once(", expected")
-        .map(|(_, rest)| rest.split('`').skip(1).step_by(2).map(str::to_string).collect())
+        .map(|(_, rest)| {
+            rest.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -129,7 +135,10 @@ fn walk(s: &Section, path: &mut Vec<String>, out: &mut Vec<Key>) {
             path.push("x".into());
             let kind = format!("map of name → {}", leaf_kind(s, path));
             path.pop();
-            out.push(Key { path: dotted(s.prefix, path), kind });
+            out.push(Key {
+                path: dotted(s.prefix, path),
+                kind,
+            });
         }
         Shape::Free => out.push(Key {
             path: dotted(s.prefix, path),
@@ -163,8 +172,16 @@ pub fn render() -> String {
             k.path.split('.').next().unwrap_or("")
         };
         if top != section {
-            section = if top == "gateway.tailscale" { "gateway.tailscale" } else if top == "gateway" { "gateway" } else { "discovery" };
-            md.push_str(&format!("\n## `{section}`\n\n| key | values | meaning |\n|---|---|---|\n"));
+            section = if top == "gateway.tailscale" {
+                "gateway.tailscale"
+            } else if top == "gateway" {
+                "gateway"
+            } else {
+                "discovery"
+            };
+            md.push_str(&format!(
+                "\n## `{section}`\n\n| key | values | meaning |\n|---|---|---|\n"
+            ));
         }
         let text = super::docs_text::describe(&k.path).unwrap_or("UNDOCUMENTED");
         md.push_str(&format!("| `{}` | {} | {} |\n", k.path, k.kind, text));
@@ -190,14 +207,20 @@ mod tests {
             .filter(|k| super::super::docs_text::describe(&k.path).is_none())
             .map(|k| k.path)
             .collect();
-        assert!(undocumented.is_empty(), "keys without a description in config/docs_text.rs: {undocumented:#?}");
+        assert!(
+            undocumented.is_empty(),
+            "keys without a description in config/docs_text.rs: {undocumented:#?}"
+        );
         let known: Vec<String> = keys().into_iter().map(|k| k.path).collect();
         let stale: Vec<&str> = super::super::docs_text::DESCRIPTIONS
             .iter()
             .map(|(p, _)| *p)
             .filter(|p| !known.iter().any(|k| k == p))
             .collect();
-        assert!(stale.is_empty(), "descriptions of keys that no longer exist: {stale:?}");
+        assert!(
+            stale.is_empty(),
+            "descriptions of keys that no longer exist: {stale:?}"
+        );
         let on_disk = std::fs::read_to_string(PATH).unwrap_or_default();
         assert!(
             on_disk == fresh,
@@ -208,9 +231,15 @@ mod tests {
     #[test]
     fn probes_find_nested_keys_and_enum_values() {
         let k = keys();
-        let find = |p: &str| k.iter().find(|x| x.path == p).unwrap_or_else(|| panic!("{p} in {k:#?}"));
+        let find = |p: &str| {
+            k.iter()
+                .find(|x| x.path == p)
+                .unwrap_or_else(|| panic!("{p} in {k:#?}"))
+        };
         assert!(find("gateway.bind").kind.contains("loopback"));
-        assert!(find("gateway.auth.rateLimit.maxAttempts").kind.contains("u32"));
+        assert!(find("gateway.auth.rateLimit.maxAttempts")
+            .kind
+            .contains("u32"));
         assert!(find("gateway.tailscale.mode").kind.contains("funnel"));
         find("discovery.mdns.mode");
     }

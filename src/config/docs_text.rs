@@ -113,5 +113,8 @@ pub const DESCRIPTIONS: &[(&str, &str)] = &[
 
 /// The description of `path`.
 pub fn describe(path: &str) -> Option<&'static str> {
-    DESCRIPTIONS.iter().find(|(p, _)| *p == path).map(|(_, d)| *d)
+    DESCRIPTIONS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, d)| *d)
 }

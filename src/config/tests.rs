@@ -105,7 +105,10 @@ fn bad_values_name_the_key() {
     assert!(e.problem.contains("JSON5"));
     let e = parse_file("{\n gateway: { port: 1,\n  bind: \"lan\" }\n").unwrap_err();
     assert!(e.problem.contains("missing `}`"), "{e}");
-    assert!(e.problem.contains("line 1") && !e.problem.contains("boolean"), "{e}");
+    assert!(
+        e.problem.contains("line 1") && !e.problem.contains("boolean"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -65,7 +65,11 @@ pub async fn run_discover(args: DiscoverArgs) -> anyhow::Result<i32> {
     }
     // Nothing found is an answer, not a failure (ADR 0105): 1 only when every browse failed.
     let browsed = args.domain.is_some() as usize + 1;
-    Ok(if beacons.is_empty() && errors.len() >= browsed { 1 } else { 0 })
+    Ok(if beacons.is_empty() && errors.len() >= browsed {
+        1
+    } else {
+        0
+    })
 }
 
 fn print_human(beacons: &[Beacon], errors: &[String]) {
@@ -167,7 +171,14 @@ fn print_steps(domain: &str, ns: &str, port: u16, ips: &[IpAddr], zone_path: &st
     crate::outln!("Wide-area discovery for {domain}");
     crate::outln!("  zone file: {}", zone_path.display());
     let shown: Vec<String> = ips.iter().map(ToString::to_string).collect();
-    crate::outln!("  tailnet addresses: {}\n", if shown.is_empty() { "none found".into() } else { shown.join(", ") });
+    crate::outln!(
+        "  tailnet addresses: {}\n",
+        if shown.is_empty() {
+            "none found".into()
+        } else {
+            shown.join(", ")
+        }
+    );
     crate::outln!("Tailscale admin console (https://login.tailscale.com/admin/dns):");
     crate::outln!("  1. Nameservers → Add nameserver → Custom…");
     crate::outln!("  2. Nameserver: {ns}");

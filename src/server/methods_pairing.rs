@@ -387,10 +387,19 @@ fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static
         });
     // The Serve/Funnel endpoint (MagicDNS) is the one public source of truth once exposure is on.
     let tailscale = gw.exposure.public_url();
-    let (url, source) = [(explicit, "explicit"), (plugin, "plugin-config"), (tailscale, "tailscale-serve"), (remote, "remote-config"), (custom, "bind-custom")]
-        .into_iter()
-        .find_map(|(u, s)| u.map(|u| (u, s)))
-        .ok_or_else(|| WireError::invalid(no_url_message(gw.settings.bind)).with_details(json!({"reason": "no-url"})))?;
+    let (url, source) = [
+        (explicit, "explicit"),
+        (plugin, "plugin-config"),
+        (tailscale, "tailscale-serve"),
+        (remote, "remote-config"),
+        (custom, "bind-custom"),
+    ]
+    .into_iter()
+    .find_map(|(u, s)| u.map(|u| (u, s)))
+    .ok_or_else(|| {
+        WireError::invalid(no_url_message(gw.settings.bind))
+            .with_details(json!({"reason": "no-url"}))
+    })?;
     let url = crate::pairing::setup_code::check_url(&url).map_err(|e| {
         WireError::invalid(e.to_string()).with_details(json!({"reason": "url-not-allowed"}))
     })?;
