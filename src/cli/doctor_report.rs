@@ -83,8 +83,18 @@ pub fn print(checks: &[Check], json: bool, source: &str, exposure: &Value) -> i3
             "{}",
             serde_json::json!({"ok": ok, "source": source, "checks": checks, "exposure": exposure})
         );
-        return i32::from(!ok);
+    } else {
+        for line in human_lines(checks) {
+            crate::outln!("{line}");
+        }
     }
+    i32::from(!ok)
+}
+
+/// The human report: one line per check, its fix below; a failure text already shown (one
+/// LocalAPI error hit by several checks) is referenced, not repeated.
+pub fn human_lines(checks: &[Check]) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut shown: Vec<(&str, &str)> = Vec::new();
     for c in checks {
         let tag = match c.severity {
@@ -94,16 +104,43 @@ pub fn print(checks: &[Check], json: bool, source: &str, exposure: &Value) -> i3
             _ => "FAIL",
         };
         if let Some((first, _)) = shown.iter().find(|(_, d)| !c.ok && *d == c.detail) {
-            crate::outln!("{tag} {}: same error as {first} (above)", c.name);
+            lines.push(format!("{tag} {}: same error as {first} (above)", c.name));
             continue;
         }
-        crate::outln!("{tag} {}: {}", c.name, c.detail);
+        lines.push(format!("{tag} {}: {}", c.name, c.detail));
         if let Some(f) = &c.fix {
-            crate::outln!("     fix: {f}");
+            lines.push(format!("     fix: {f}"));
         }
         if !c.ok {
             shown.push((&c.name, &c.detail));
         }
     }
-    i32::from(!ok)
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_error_is_printed_once_and_severities_map_to_ok() {
+        let e = "dial unix /var/run/tailscale/tailscaled.sock: connect: no such file";
+        let checks = vec![
+            info("config", "no config file"),
+            fail("tailscale reachable", e, "start tailscaled"),
+            fail("serve config", e, "start tailscaled"),
+        ];
+        let lines = human_lines(&checks);
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(e)).count(),
+            1,
+            "{lines:#?}"
+        );
+        assert!(lines
+            .iter()
+            .any(|l| l.contains("same error as tailscale reachable")));
+        assert!(checks[0].ok && checks[0].severity == "info");
+        assert!(!checks[1].ok);
+        assert_eq!(checks[1].id, "clawgate.tailscale-reachable");
+    }
 }
