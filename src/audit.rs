@@ -119,17 +119,71 @@ fn trusted_proxies(s: &Settings) -> Vec<Finding> {
             "list only the exact address of your reverse proxy (e.g. 127.0.0.1/32)",
         ));
     }
+    out.extend(proxy_mode(s));
+    let p = &s.auth.proxy;
     let unused = [
-        (!g.trusted_proxies.is_empty(), "gateway.trustedProxies"),
-        (g.allow_real_ip_fallback, "gateway.allowRealIpFallback"),
-        (g.auth.trusted_proxy.is_some(), "gateway.auth.trustedProxy"),
+        (
+            p.trusted_proxy.is_some() && s.auth.mode != AuthMode::TrustedProxy,
+            "gateway.auth.trustedProxy",
+            "has no effect unless gateway.auth.mode is trusted-proxy",
+        ),
+        (
+            p.allow_real_ip_fallback && p.trusted.is_empty(),
+            "gateway.allowRealIpFallback",
+            "has no effect without gateway.trustedProxies",
+        ),
     ];
-    for (_, key) in unused.iter().filter(|(set, _)| *set) {
+    for (_, key, why) in unused.iter().filter(|(set, ..)| *set) {
         out.push(Finding::new(
             format!("unused-key:{key}"),
             Severity::Warning,
-            format!("{key} is set, but this build never trusts forwarded headers: every proxied request is remote and needs the token or password"),
-            "let the reverse proxy send the gateway token or password itself, and remove the key",
+            format!("{key} is set but {why}"),
+            "remove the key, or configure what it depends on",
+        ));
+    }
+    out
+}
+
+/// Trusted-proxy mode is always listed with what the proxy must do (EX-4); the loopback opt-in
+/// and a missing marker header are warnings (PX-7).
+fn proxy_mode(s: &Settings) -> Vec<Finding> {
+    let Some(tp) = s.auth.proxy.trusted_proxy.as_ref() else {
+        return Vec::new();
+    };
+    if s.auth.mode != AuthMode::TrustedProxy {
+        return Vec::new();
+    }
+    let proxies: Vec<String> = s
+        .auth
+        .proxy
+        .trusted
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut out = vec![Finding::new(
+        "trusted-proxy-mode",
+        Severity::Warning,
+        format!(
+            "auth = trusted-proxy: a request from {} carrying {} is accepted as that user",
+            proxies.join(", "),
+            tp.user_header
+        ),
+        "make the proxy authenticate every request and overwrite that header and X-Forwarded-For; never let clients reach the gateway port directly",
+    )];
+    if tp.required_headers.is_empty() {
+        out.push(Finding::new(
+            "trusted-proxy-no-required-headers",
+            Severity::Warning,
+            "gateway.auth.trustedProxy.requiredHeaders is empty: nothing shows a request passed the proxy's authentication".into(),
+            "have the proxy set a marker header on authenticated requests and list it in requiredHeaders",
+        ));
+    }
+    if tp.allow_loopback {
+        out.push(Finding::new(
+            "trusted-proxy-allow-loopback",
+            Severity::Warning,
+            "gateway.auth.trustedProxy.allowLoopback is set: any local process that can reach the port can claim a user with the right headers (CVE-2026-53832)".into(),
+            "prefer a proxy on another address, or let the same-host proxy send the gateway password itself",
         ));
     }
     out
@@ -268,7 +322,7 @@ mod tests {
     #[test]
     fn dangerous_flags_and_broad_proxies_are_found() {
         let s = settings(
-            r#"{ gateway: { controlUi: { dangerouslyDisableDeviceAuth: true }, trustedProxies: ["0.0.0.0/0"] } }"#,
+            r#"{ gateway: { controlUi: { dangerouslyDisableDeviceAuth: true }, trustedProxies: ["0.0.0.0/0"], auth: { trustedProxy: { userHeader: "x-user" } } } }"#,
         );
         let found = from_settings(&s);
         let ids: Vec<&str> = found.iter().map(|f| f.id.as_str()).collect();
@@ -277,7 +331,7 @@ mod tests {
             [
                 "dangerous-flag:dangerouslyDisableDeviceAuth",
                 "trusted-proxies-broad",
-                "unused-key:gateway.trustedProxies"
+                "unused-key:gateway.auth.trustedProxy"
             ]
         );
         assert_eq!(found[0].severity, Severity::Critical);

@@ -43,15 +43,6 @@ async fn mode_off_never_touches_the_localapi_socket() {
     .await;
 }
 
-/// A free loopback port (bound and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Doctor `--json` with this suite's token in the environment.
 fn doctor(cfg: &std::path::Path, home: &std::path::Path) -> (i32, Value) {
     common::doctor::run_json(cfg, home, &[("OPENCLAW_GATEWAY_TOKEN", TOKEN)])
@@ -60,7 +51,7 @@ fn doctor(cfg: &std::path::Path, home: &std::path::Path) -> (i32, Value) {
 /// A gateway serving through `london` (attached sidecar, mode serve) with exposure ok; returns it
 /// and the temp dir holding its config (`openclaw.json`), which is also doctor's HOME.
 async fn serve_on_london(net: &Testnet) -> (Gateway, tempfile::TempDir) {
-    let port = free_port();
+    let port = common::free_port();
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = json!({"gateway": {"port": port, "tailscale": {"mode": "serve", "sidecar": {"attach": net.handshake_file("london")}}}});
     let path = cfg_dir.path().join("openclaw.json");

@@ -329,7 +329,7 @@ async fn audit_findings_reach_banner_readyz_status_and_doctor() {
         let home = tempfile::tempdir().unwrap();
         let unused_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let cfg = home.path().join("openclaw.json");
-        let body = json!({"gateway": {"port": unused_port, "controlUi": {"dangerouslyDisableDeviceAuth": true}, "trustedProxies": ["0.0.0.0/0"]}});
+        let body = json!({"gateway": {"port": unused_port, "controlUi": {"dangerouslyDisableDeviceAuth": true}, "trustedProxies": ["0.0.0.0/0"], "auth": {"trustedProxy": {"userHeader": "x-user"}}}});
         std::fs::write(&cfg, body.to_string()).unwrap();
         let cfg_s = cfg.to_str().unwrap();
         let mut child = spawn(home.path(), &["--port", "0", "--token", TOKEN, "--config", cfg_s]);
@@ -340,7 +340,7 @@ async fn audit_findings_reach_banner_readyz_status_and_doctor() {
         assert!(text.contains("audit: critical trusted-proxies-broad"), "{text}");
         let ready = common::testnet::readyz(port).await;
         let ids = audit_ids(&ready);
-        assert!(ids.contains(&"unused-key:gateway.trustedProxies".to_string()), "{ids:?}");
+        assert!(ids.contains(&"unused-key:gateway.auth.trustedProxy".to_string()), "{ids:?}");
         assert!(!ids.contains(&"forwarded-headers-on-loopback".to_string()));
         // PX-2: forwarding headers on a loopback socket are recorded the first time they are seen.
         let url = format!("ws://127.0.0.1:{port}");

@@ -287,6 +287,7 @@ fn comparator_flags_codes_keys_and_types() {
         case: "c*".into(),
         path: "$.a".into(),
         reason: "arrays differ on purpose".into(),
+        sometimes: false,
     }];
     let d = wirediff::diff("c1", &r, &o);
     let (unallowed, stale) = wirediff::judge(&d, &allow);
@@ -294,4 +295,10 @@ fn comparator_flags_codes_keys_and_types() {
     assert!(stale.is_empty());
     let (_, stale) = wirediff::judge(&[], &allow);
     assert_eq!(stale.len(), 1);
+    let sometimes = vec![Allowed {
+        sometimes: true,
+        ..allow[0].clone()
+    }];
+    let (_, stale) = wirediff::judge(&[], &sometimes);
+    assert!(stale.is_empty(), "a `sometimes` entry is never stale");
 }

@@ -1,34 +1,31 @@
 //! The real OpenClaw 2026.9.6 CLI as a public client through the offline tailnet's Funnel entry
 //! (issue 13 §4): clawgate runs `mode = funnel` on london with password auth *and*
-//! `allowTailscale`; the CLI reaches `wss://london.<suffix>:<entry port>` (the name resolves to the
-//! loopback entry through a private `/etc/hosts`, the harness CA is trusted via
-//! `NODE_EXTRA_CA_CERTS`). It must need the password — a wrong one or a token is refused — because
+//! `allowTailscale`; the CLI runs on vienna ([`common::vienna`], itself a tailnet member with the
+//! kernel-TUN tailscaled) and reaches `wss://london.<suffix>:<entry port>` the way a public client
+//! does: the namespace's `/etc/hosts` maps the name to the Funnel entry on the veth host end (public
+//! DNS would name the Funnel relay), the harness CA is trusted via `NODE_EXTRA_CA_CERTS`. It must
+//! need the password — a wrong one or a token is refused — because
 //! Funnel traffic never carries tailnet identity (threats.md PX-10); with the password the
 //! device-less CLI is admitted without operator scopes (`gateway probe`:
 //! `connected_no_operator_scope`), as any remote client without a paired device.
 
 mod common;
 
-use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::openclaw::{command, json_of, peer_dir, with_hosts_and_ca};
-use common::testnet::{self, Testnet};
+use common::openclaw::{json_of, peer_dir};
+use common::testnet;
+use common::vienna::{Vienna, ViennaNet};
 use serde_json::{json, Value};
 
 const BOUND: Duration = Duration::from_secs(240);
 
-/// `openclaw gateway <args…> --json --url <url>` with `fqdn` → 127.0.0.1.
-fn cli(dir: &Path, net: &Testnet, fqdn: &str, url: &str, args: &[&str]) -> Output {
+/// `openclaw gateway <args…> --json --url <url>` on vienna, a fresh HOME each time.
+fn cli(v: &Vienna, url: &str, args: &[&str]) -> Output {
     let home = tempfile::tempdir().unwrap();
-    let hosts = home.path().join("hosts");
-    std::fs::write(&hosts, format!("127.0.0.1 localhost\n127.0.0.1 {fqdn}\n")).unwrap();
     let args = [&["gateway"], args, &["--json", "--url", url]].concat();
-    let cmd = command(dir, home.path(), None, &args);
-    with_hosts_and_ca(&cmd, &hosts, &net.manifest.ca_cert_path)
-        .output()
-        .expect("run openclaw")
+    v.cmd(home.path(), &args).output().expect("run openclaw")
 }
 
 fn text(o: &Output) -> String {
@@ -47,15 +44,18 @@ fn code(v: &Value) -> &str {
 async fn real_cli_through_funnel_needs_the_password_and_gets_no_tailnet_identity() {
     let Some(dir) = peer_dir() else { return };
     common::bounded(BOUND, async {
-        let Some(net) = Testnet::start(&[]).await else { return };
+        let Some(vn) = ViennaNet::start(&[]).await else { return };
+        let net = &vn.net;
         let auth = json!({"auth": {"mode": "password", "password": common::FUNNEL_PASSWORD, "allowTailscale": true}});
-        let gw = common::attached_gateway(&net, "funnel", auth, &[]);
+        let gw = common::attached_gateway(net, "funnel", auth, &[]);
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         let fqdn = net.node("london").fqdn.clone();
-        let entry = net.manifest.funnel["london"].address.clone();
-        let port = entry.rsplit(':').next().unwrap().to_string();
-        let url = format!("wss://{fqdn}:{port}");
-        let run = |args: &[&str]| tokio::task::block_in_place(|| cli(&dir, &net, &fqdn, &url, args));
+        let entry: std::net::SocketAddr = net.manifest.funnel["london"].address.parse().unwrap();
+        assert_eq!(entry.ip(), vn.ns.host_ip, "the Funnel entry listens on the veth host end");
+        vn.ns.write_etc("hosts", &format!("127.0.0.1 localhost\n{} {fqdn}\n", entry.ip()));
+        let url = format!("wss://{fqdn}:{}", entry.port());
+        let v = vn.programs(dir, &fqdn);
+        let run = |args: &[&str]| tokio::task::block_in_place(|| cli(&v, &url, args));
         let pw = common::FUNNEL_PASSWORD;
         // With the password the CLI is admitted, but as a device-less remote client it holds no
         // operator scope (only a paired device would): identity is the password alone.
@@ -80,7 +80,7 @@ async fn real_cli_through_funnel_needs_the_password_and_gets_no_tailnet_identity
         let c = code(&json_of(&token)).to_string();
         assert!(c.starts_with("AUTH_PASSWORD"), "{c}: {}", text(&token));
         drop(gw);
-        net.stop().await;
+        vn.stop().await;
     })
     .await;
 }

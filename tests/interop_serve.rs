@@ -1,16 +1,14 @@
 //! The real OpenClaw 2026.9.6 node host and CLI on the headline path (issue 13 §2, §4): clawgate
 //! runs `--tailscale serve` with its own tsnet sidecar (`london-gw`) in the offline tailnet, and the
-//! real programs reach `wss://london-gw.<suffix>` *as the tailnet peer vienna*: a loopback forwarder
-//! carries each TCP connection through vienna's SOCKS5 into the tailnet (TLS stays end to end;
-//! Serve terminates it with the harness CA's certificate), the name resolves to that forwarder
-//! through a private `/etc/hosts`, and the CA is trusted through `NODE_EXTRA_CA_CERTS`.
+//! real programs run on vienna ([`common::vienna`]: a network namespace with the kernel-TUN
+//! `tailscaled` as node `vienna-tun`): `london-gw.<suffix>` resolves through MagicDNS
+//! (100.100.100.100) inside the namespace, TCP goes over the TUN to Serve, which terminates TLS with
+//! the harness CA's certificate (trusted through `NODE_EXTRA_CA_CERTS`).
 //!
 //! Pinned: `openclaw gateway health` / `gateway probe --json` over wss; `openclaw node run --tls`
 //! gets `PAIRING_REQUIRED` (a tailnet peer is remote), is approved with the real `openclaw devices
 //! approve` over wss, reconnects, has its command surface approved (`openclaw nodes approve`), and
 //! `system.which` round-trips through the real `openclaw nodes invoke` over wss.
-//!
-//! Not a kernel-TUN netns: vienna is the harness's tsnet node, reached through its SOCKS5 proxy.
 
 mod common;
 
@@ -18,7 +16,7 @@ use std::time::Duration;
 
 use common::openclaw::{invoke_which_sh, json_of, peer_dir};
 use common::testnet;
-use common::vienna::{forwarder, tailnet_with_sidecar, text, until, Killed, LogOnPanic, Vienna};
+use common::vienna::{tailnet_with_sidecar, text, until, Killed, LogOnPanic};
 use serde_json::json;
 
 const BOUND: Duration = Duration::from_secs(300);
@@ -35,24 +33,20 @@ const OPERATOR: &[&str] = &[
 async fn real_node_host_and_cli_over_serve_from_a_tailnet_peer() {
     let Some(dir) = peer_dir() else { return };
     common::bounded(BOUND, async {
-        let Some((net, tsnet)) = tailnet_with_sidecar(SIDECAR).await else {
+        let Some((vn, tsnet)) = tailnet_with_sidecar(SIDECAR).await else {
             return;
         };
+        let net = &vn.net;
         // vienna's verified login gets the operator scopes it asks for (connection-only): the
         // device-less real CLI has none otherwise as a remote client.
-        let login = net.node("vienna").login.clone();
+        let login = vn.node().login.clone();
         let auth = json!({"auth": {"allowTailscale": true, "identityScopes": {login: OPERATOR}}});
-        let gw = common::own_sidecar_gateway(&net, SIDECAR, &tsnet, auth);
+        let gw = common::own_sidecar_gateway(net, SIDECAR, &tsnet, auth);
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
         let fqdn = net.manifest.sidecars[SIDECAR].fqdn.clone();
-        let at = forwarder(&net, "vienna", &fqdn, "127.0.0.1:0".parse().unwrap()).await;
-        let v = Vienna {
-            dir,
-            home: tempfile::tempdir().unwrap(),
-            ca: net.manifest.ca_cert_path.clone(),
-            fqdn,
-            at,
-        };
+        let sidecar_ip = until("london-gw in MagicDNS on vienna", 30, || vn.resolve(&fqdn)).await;
+        assert!(sidecar_ip.to_string().starts_with("100."), "{sidecar_ip}");
+        let v = vn.programs(dir, &fqdn);
 
         let o = v.oc(&["gateway", "health"]);
         assert!(
@@ -133,7 +127,7 @@ async fn real_node_host_and_cli_over_serve_from_a_tailnet_peer() {
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         drop(gw);
-        net.stop().await;
+        vn.stop().await;
     })
     .await;
 }

@@ -1,21 +1,22 @@
 //! Setup code redeemed by the real program (issue 13 §3): `clawgate qr` on a `--tailscale serve`
 //! gateway (own sidecar `london-gw`) issues a code carrying `wss://london-gw.<suffix>` (port 443);
-//! the real `openclaw node run --pair <code>` on vienna ([`common::vienna`], the forwarder on a
-//! private loopback address's port 443) redeems it and pairs in one step with the bounded profile
+//! the real `openclaw node run --pair <code>` on vienna ([`common::vienna`]: a network namespace
+//! with the kernel-TUN tailscaled, the code's URL resolved by MagicDNS) redeems it and pairs in one
+//! step with the bounded profile
 //! (node role plus bounded operator scopes, never `operator.admin`, threats.md PR-6); a second
-//! redemption of the same code by another device fails (PR-4); `--pair-if-needed` on a restart
-//! reuses the saved device token.
+//! redemption of the same code by another device fails (PR-4); the node's first declared command
+//! surface is approved with the code, so `system.which` runs without `nodes approve` (protocol.md
+//! §16); `--pair-if-needed` on a restart reuses the saved device token.
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use common::openclaw::peer_dir;
 use common::testnet;
-use common::vienna::{forwarder, tailnet_with_sidecar, text, until, Killed, LogOnPanic, Vienna};
+use common::vienna::{tailnet_with_sidecar, text, until, Killed, LogOnPanic, Vienna};
 use common::{call, Gateway, TOKEN};
 use serde_json::{json, Value};
 
@@ -34,17 +35,6 @@ fn clawgate_qr(gw: &Gateway) -> Value {
         .unwrap();
     assert!(o.status.success(), "clawgate qr: {}", text(&o));
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
-}
-
-/// A loopback address of this test's own (127.20-219.x.y), so port 443 is free for the forwarder.
-fn private_loopback() -> IpAddr {
-    let p = std::process::id();
-    IpAddr::V4(Ipv4Addr::new(
-        127,
-        20 + (p % 200) as u8,
-        (p >> 8) as u8,
-        1 + (p % 250) as u8,
-    ))
 }
 
 /// Paired devices holding the node role, from clawgate over loopback.
@@ -73,6 +63,17 @@ async fn connected(gw: &Gateway) -> bool {
         .is_some_and(|n| n.iter().any(|n| n["connected"] == true))
 }
 
+/// With the node connected: no node surface request is pending and `system.which` runs at once —
+/// a setup code's first surface needs no `nodes approve` (protocol.md §16).
+async fn first_surface_invocable(gw: &Gateway, node: &str) -> Value {
+    let mut op = common::operator(gw, &["operator.admin", "operator.pairing"]).await;
+    let list = call(&mut op, "p", "node.pair.list", json!({})).await;
+    assert_eq!(list["payload"]["pending"], json!([]), "{list}");
+    let params = json!({"nodeId": node, "command": "system.which", "params": {"bins": ["sh"]},
+        "idempotencyKey": "first-surface"});
+    call(&mut op, "w", "node.invoke", params).await
+}
+
 fn spawn_pair(v: &Vienna, home: &Path, flag: &str, code: &str) -> (Killed, LogOnPanic) {
     let log = home.join("node-host.log");
     let f = std::fs::File::create(&log).unwrap();
@@ -94,27 +95,14 @@ fn spawn_pair(v: &Vienna, home: &Path, flag: &str, code: &str) -> (Killed, LogOn
 async fn real_node_host_redeems_a_setup_code_over_serve_once() {
     let Some(dir) = peer_dir() else { return };
     common::bounded(BOUND, async {
-        let Some((net, tsnet)) = tailnet_with_sidecar(SIDECAR).await else {
+        let Some((vn, tsnet)) = tailnet_with_sidecar(SIDECAR).await else {
             return;
         };
-        let gw = common::own_sidecar_gateway(&net, SIDECAR, &tsnet, json!({}));
+        let gw = common::own_sidecar_gateway(&vn.net, SIDECAR, &tsnet, json!({}));
         testnet::wait_exposure(gw.port, "ok", Duration::from_secs(60)).await;
-        let fqdn = net.manifest.sidecars[SIDECAR].fqdn.clone();
-        let at = forwarder(
-            &net,
-            "vienna",
-            &fqdn,
-            SocketAddr::new(private_loopback(), 443),
-        )
-        .await;
-        let ca = net.manifest.ca_cert_path.clone();
-        let v = Vienna {
-            dir,
-            home: tempfile::tempdir().unwrap(),
-            ca,
-            fqdn: fqdn.clone(),
-            at,
-        };
+        let fqdn = vn.net.manifest.sidecars[SIDECAR].fqdn.clone();
+        until("london-gw in MagicDNS on vienna", 30, || vn.resolve(&fqdn)).await;
+        let v = vn.programs(dir, &fqdn);
 
         let qr = clawgate_qr(&gw);
         let code = qr["setupCode"]
@@ -147,6 +135,17 @@ async fn real_node_host_redeems_a_setup_code_over_serve_once() {
             "bounded profile: {dev}"
         );
         assert_eq!(dev["approvedBy"], "bootstrap", "{dev}");
+        until("node host connected", 60, || {
+            let c = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(connected(&gw))
+            });
+            c.then_some(())
+        })
+        .await;
+        let node = dev["deviceId"].as_str().unwrap();
+        let which = first_surface_invocable(&gw, node).await;
+        let sh = which["payload"]["payload"]["bins"]["sh"].as_str();
+        assert!(sh.is_some_and(|p| p.ends_with("/sh")), "{which}");
 
         // The same code on another device: refused, no second pairing.
         let other = tempfile::tempdir().unwrap();
@@ -191,7 +190,7 @@ async fn real_node_host_redeems_a_setup_code_over_serve_once() {
         assert_eq!(devices.len(), 1, "same device, no new pairing: {devices:?}");
         assert_eq!(devices[0]["deviceId"], dev["deviceId"]);
         drop(gw);
-        net.stop().await;
+        vn.stop().await;
     })
     .await;
 }

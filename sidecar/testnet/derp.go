@@ -16,12 +16,13 @@ import (
 	"tailscale.com/types/logger"
 )
 
-// loopbackIP is the only address the harness binds; DERP and control are IP literals so no DNS
-// lookup and no Tailscale-operated server is ever contacted (tailscale.md §6.3).
+// loopbackIP is the address the harness binds by default; DERP and control are IP literals so no
+// DNS lookup and no Tailscale-operated server is ever contacted (tailscale.md §6.3). Config.ListenIP
+// replaces it for control, DERP, STUN and the Funnel entries (see listen.go).
 const loopbackIP = "127.0.0.1"
 
 // relay is an in-process DERP server (TLS, self-signed; clients skip verification because the
-// map marks the node InsecureForTests) plus a STUN responder, both on 127.0.0.1.
+// map marks the node InsecureForTests) plus a STUN responder, both on the listen address ip.
 type relay struct {
 	derp   *derpserver.Server
 	https  *httptest.Server
@@ -31,9 +32,9 @@ type relay struct {
 }
 
 // startRelay is the non-test equivalent of tstest/integration.RunDERPAndSTUN.
-func startRelay(logf logger.Logf) (*relay, error) {
+func startRelay(logf logger.Logf, ip string) (*relay, error) {
 	r := &relay{derp: derpserver.New(key.NewNode(), logf)}
-	ln, err := net.Listen("tcp", net.JoinHostPort(loopbackIP, "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func startRelay(logf logger.Logf) (*relay, error) {
 	r.https.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	r.https.StartTLS()
 
-	r.stun, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(loopbackIP)})
+	r.stun, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -56,13 +57,13 @@ func startRelay(logf logger.Logf) (*relay, error) {
 		1: {RegionID: 1, RegionCode: "test", RegionName: "testnet", Nodes: []*tailcfg.DERPNode{{
 			Name:             "t1",
 			RegionID:         1,
-			HostName:         loopbackIP,
-			IPv4:             loopbackIP,
+			HostName:         ip,
+			IPv4:             ip,
 			IPv6:             "none",
 			STUNPort:         r.stun.LocalAddr().(*net.UDPAddr).Port,
 			DERPPort:         ln.Addr().(*net.TCPAddr).Port,
 			InsecureForTests: true,
-			STUNTestIP:       loopbackIP,
+			STUNTestIP:       ip,
 		}}},
 	}}
 	return r, nil

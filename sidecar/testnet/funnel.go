@@ -39,8 +39,8 @@ type funnelEntry struct {
 	closing bool
 }
 
-func startFunnelEntry(ingress *tsnet.Server, fqdn string, logf func(string, ...any)) (*funnelEntry, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(loopbackIP, "0"))
+func startFunnelEntry(ingress *tsnet.Server, fqdn, ip string, logf func(string, ...any)) (*funnelEntry, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,8 @@ type NodeInfo struct {
 	StateDir string        `json:"stateDir"`
 	LocalAPI lapi.Endpoint `json:"localapi"`
 	SOCKS5   SOCKS5        `json:"socks5"`
+	// Netns is the network namespace the node's tailscaled runs in (NodeVienna only).
+	Netns string `json:"netns,omitempty"`
 }
 
 // SOCKS5 is a proxy into the tailnet from the host (MagicDNS names resolve). tsnet nodes require

@@ -32,47 +32,70 @@ type daemon struct {
 	exited chan struct{}
 }
 
-// startDaemon runs tailscaled (and the tailscale CLI for `up`) built from the pinned module.
+// daemonSpec is how one real tailscaled runs: its name (hostname and manifest key), state dir
+// (which also holds its LocalAPI socket and log), the command line up to and including the
+// tailscaled binary, and the flags beyond the common ones for tailscaled and `tailscale up`.
+type daemonSpec struct {
+	name, dir     string
+	argv          []string
+	flags, upArgs []string
+}
+
+// startDaemon runs tailscaled in userspace-networking mode (and the tailscale CLI for `up`) built
+// from the pinned module, as node NodeDaemon with a SOCKS5 proxy on loopback.
 func (n *Net) startDaemon(ctx context.Context, tailscaled, cli string) (*daemon, NodeInfo, error) {
-	dir := filepath.Join(n.root, "tailscaled")
-	sock := filepath.Join(dir, "tailscaled.sock")
-	if err := n.ca.seed(dir, NodeDaemon+"."+n.suffix); err != nil {
-		return nil, NodeInfo{}, err
-	}
 	socksAddr, err := freeLoopbackPort()
 	if err != nil {
 		return nil, NodeInfo{}, err
 	}
-	lf, err := os.OpenFile(filepath.Join(dir, "tailscaled.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	d, info, err := n.runDaemon(ctx, cli, daemonSpec{
+		name: NodeDaemon, dir: filepath.Join(n.root, "tailscaled"), argv: []string{tailscaled},
+		flags:  []string{"--tun=userspace-networking", "--socks5-server=" + socksAddr},
+		upArgs: []string{"--accept-dns=false"},
+	})
 	if err != nil {
 		return nil, NodeInfo{}, err
 	}
-	cmd := exec.Command(tailscaled, "--tun=userspace-networking", "--statedir="+dir, "--socket="+sock,
-		"--port=0", "--no-logs-no-support", "--socks5-server="+socksAddr)
+	info.SOCKS5 = SOCKS5{Address: socksAddr}
+	return d, info, nil
+}
+
+// runDaemon seeds the node's certificate, starts tailscaled (dying with the harness), logs it in
+// and describes it; on error nothing is left running.
+func (n *Net) runDaemon(ctx context.Context, cli string, spec daemonSpec) (*daemon, NodeInfo, error) {
+	sock := filepath.Join(spec.dir, "tailscaled.sock")
+	if err := n.ca.seed(spec.dir, spec.name+"."+n.suffix); err != nil {
+		return nil, NodeInfo{}, err
+	}
+	lf, err := os.OpenFile(filepath.Join(spec.dir, "tailscaled.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, NodeInfo{}, err
+	}
+	args := append(spec.argv[1:], "--statedir="+spec.dir, "--socket="+sock, "--port=0", "--no-logs-no-support")
+	cmd := exec.Command(spec.argv[0], append(args, spec.flags...)...)
 	cmd.Env = append(os.Environ(), envList(OfflineEnv)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = childSysProcAttr()
 	if err := cmd.Start(); err != nil {
 		lf.Close()
-		return nil, NodeInfo{}, fmt.Errorf("start tailscaled: %w", err)
+		return nil, NodeInfo{}, fmt.Errorf("start tailscaled %s: %w", spec.name, err)
 	}
 	d := &daemon{cmd: cmd, log: lf, exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(d.exited) }()
 
-	info, err := n.loginDaemon(ctx, d, cli, sock)
+	info, err := n.loginDaemon(ctx, d, cli, sock, spec)
 	if err != nil {
 		d.stop()
-		return nil, NodeInfo{}, fmt.Errorf("tailscaled (log %s): %w", lf.Name(), err)
+		return nil, NodeInfo{}, fmt.Errorf("tailscaled %s (log %s): %w", spec.name, lf.Name(), err)
 	}
-	info.StateDir = dir
+	info.StateDir = spec.dir
 	info.LocalAPI = lapi.Endpoint{Network: "unix", Address: sock}
-	info.SOCKS5 = SOCKS5{Address: socksAddr}
 	return d, info, nil
 }
 
 // loginDaemon waits for the LocalAPI socket, runs `tailscale up` and waits until Running with a
 // home DERP, then reads the node's description.
-func (n *Net) loginDaemon(ctx context.Context, d *daemon, cli, sock string) (NodeInfo, error) {
+func (n *Net) loginDaemon(ctx context.Context, d *daemon, cli, sock string, spec daemonSpec) (NodeInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, daemonReadyTimeout)
 	defer cancel()
 	c := lapi.New(lapi.Endpoint{Network: "unix", Address: sock})
@@ -81,8 +104,9 @@ func (n *Net) loginDaemon(ctx context.Context, d *daemon, cli, sock string) (Nod
 	if err := d.poll(ctx, func() bool { return c.JSON(ctx, "GET", "status?peers=false", nil, &st) == nil }); err != nil {
 		return NodeInfo{}, fmt.Errorf("LocalAPI socket never answered: %w", err)
 	}
-	up := exec.CommandContext(ctx, cli, "--socket="+sock, "up", "--login-server="+n.control.BaseURL(),
-		"--auth-key="+n.authKey, "--hostname="+NodeDaemon, "--accept-dns=false", "--timeout=10s")
+	args := append([]string{"--socket=" + sock, "up", "--login-server=" + n.control.BaseURL(),
+		"--auth-key=" + n.authKey, "--hostname=" + spec.name, "--timeout=10s"}, spec.upArgs...)
+	up := exec.CommandContext(ctx, cli, args...)
 	up.Env = append(os.Environ(), envList(OfflineEnv)...)
 	if out, err := up.CombinedOutput(); err != nil {
 		return NodeInfo{}, fmt.Errorf("tailscale up: %w: %s", err, out)

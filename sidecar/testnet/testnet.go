@@ -5,8 +5,11 @@
 // and tags, and optionally a real tailscaled. See sidecar/README.md for the manifest contract.
 //
 // Invariants:
-//   - everything listens on 127.0.0.1 only; control and DERP are IP literals, the ACME directory
-//     is a dead local URL and log upload is off, so nothing leaves the machine (tailscale.md §6.3);
+//   - everything listens on 127.0.0.1, or control, DERP, STUN and the Funnel entries on the one
+//     private address Config.ListenIP names (a test's veth host end, so a network namespace can
+//     join); the control API stays on 127.0.0.1. Control and DERP are IP literals, the ACME
+//     directory is a dead local URL and log upload is off, so nothing leaves the machine
+//     (tailscale.md §6.3);
 //   - OfflineEnv is applied to this process before any tsnet node starts and is published in the
 //     manifest for external processes;
 //   - Close stops every node, child process and listener and removes the temporary root it
@@ -54,11 +57,17 @@ type Config struct {
 	Tailscaled   string               // path to tailscaled; "" = no real daemon
 	TailscaleCLI string               // path to the tailscale CLI; "" = next to Tailscaled
 	Logf         func(string, ...any) // harness messages; nil = discard
+	// ListenIP is where control, DERP, STUN and the Funnel entries listen; "" = 127.0.0.1.
+	ListenIP string
+	// Vienna, if set, also runs a kernel-TUN tailscaled inside an existing network namespace as
+	// node NodeVienna (vienna.go).
+	Vienna *ViennaConfig
 }
 
 // Net is a running tailnet.
 type Net struct {
 	root, suffix, authKey string
+	listenIP              string
 	ownRoot               bool
 	logf                  func(string, ...any)
 	ca                    *testCA
@@ -68,6 +77,7 @@ type Net struct {
 	apiHTTP               *httptest.Server
 	nodes                 map[string]*node
 	daemon                *daemon
+	vienna                *daemon
 	funnels               []*funnelEntry
 	manifest              Manifest
 
@@ -92,6 +102,9 @@ func Start(ctx context.Context, cfg Config) (_ *Net, err error) {
 		os.Setenv(k, v)
 	}
 	netns.SetEnabled(false) // loopback only: no SO_MARK / interface binding
+	if n.listenIP, err = listenIP(cfg.ListenIP); err != nil {
+		return nil, err
+	}
 	if err := n.prepareRoot(cfg.Root); err != nil {
 		return nil, err
 	}
@@ -118,6 +131,11 @@ func Start(ctx context.Context, cfg Config) (_ *Net, err error) {
 		}
 		n.daemon = d
 		n.manifest.Nodes[NodeDaemon] = info
+	}
+	if cfg.Vienna != nil {
+		if err := n.startVienna(ctx, *cfg.Vienna); err != nil {
+			return nil, err
+		}
 	}
 	return n, n.startFunnels(cfg.SidecarNodes)
 }
@@ -160,7 +178,7 @@ func (n *Net) prepareRoot(root string) error {
 }
 
 func (n *Net) startControl() error {
-	r, err := startRelay(logfWithPrefix(n.logf, "derp: "))
+	r, err := startRelay(logfWithPrefix(n.logf, "derp: "), n.listenIP)
 	if err != nil {
 		return err
 	}
@@ -174,12 +192,12 @@ func (n *Net) startControl() error {
 		AllOnline:      true,
 		Logf:           logfWithPrefix(n.logf, "control: "),
 	}
-	n.controlHTTP, err = startLoopbackHTTP(n.control)
+	n.controlHTTP, err = startHTTP(n.control, n.listenIP)
 	if err != nil {
 		return err
 	}
 	n.control.HTTPTestServer = n.controlHTTP
-	n.apiHTTP, err = startLoopbackHTTP(n.controlAPIHandler())
+	n.apiHTTP, err = startHTTP(n.controlAPIHandler(), loopbackIP)
 	if err != nil {
 		return err
 	}
@@ -237,7 +255,7 @@ func (n *Net) startFunnels(sidecars []string) error {
 	}
 	ingress := n.nodes[NodeIngress].srv
 	for _, name := range targets {
-		f, err := startFunnelEntry(ingress, name+"."+n.suffix, logfWithPrefix(n.logf, "funnel: "))
+		f, err := startFunnelEntry(ingress, name+"."+n.suffix, n.listenIP, logfWithPrefix(n.logf, "funnel: "))
 		if err != nil {
 			return err
 		}
@@ -258,8 +276,10 @@ func (n *Net) Close() {
 	for _, f := range n.funnels {
 		f.Close()
 	}
-	if n.daemon != nil {
-		n.daemon.stop()
+	for _, d := range []*daemon{n.vienna, n.daemon} {
+		if d != nil {
+			d.stop()
+		}
 	}
 	for _, nd := range n.nodes {
 		nd.close()
@@ -277,9 +297,9 @@ func (n *Net) Close() {
 	}
 }
 
-// startLoopbackHTTP serves h on 127.0.0.1:<random> (httptest picks loopback; made explicit).
-func startLoopbackHTTP(h http.Handler) (*httptest.Server, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(loopbackIP, "0"))
+// startHTTP serves h on ip:<random> (httptest would pick loopback; made explicit).
+func startHTTP(h http.Handler, ip string) (*httptest.Server, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, err
 	}

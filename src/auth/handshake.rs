@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use super::proxy::{Hop, ProxyFailure};
 use super::ratelimit::{client_key, RateLimiter};
 use super::{origin, secret_eq, AuthFailure, AuthMethod, Locality, Transport};
 use crate::config::{AuthMode, AuthSettings};
@@ -84,6 +85,9 @@ pub fn decide(input: &Input<'_>, limiter: &RateLimiter) -> Result<Admission, Rej
         if !origin::origin_allowed(o, t.host.as_deref(), input.allowed_origins) {
             return Err(origin_rejection());
         }
+    }
+    if let Hop::Unattributable { .. } = t.hop {
+        return Err(AuthFailure::ProxyAttribution.rejection(false, input.connect.auth().provided()));
     }
     let (key, exempt) = bucket(input);
     if !exempt {
@@ -198,7 +202,10 @@ fn authenticate(
     auth: &ConnectAuth,
     device: Option<&VerifiedDevice>,
 ) -> Result<AuthMethod, (AuthFailure, bool)> {
-    let primary = check_shared(input.auth, auth);
+    let primary = match input.auth.mode {
+        AuthMode::TrustedProxy => trusted_proxy(input, auth),
+        _ => check_shared(input.auth, auth),
+    };
     if primary.is_ok() && input.auth.mode != AuthMode::None {
         return primary.map_err(|f| (f, false));
     }
@@ -237,6 +244,25 @@ fn authenticate(
             f == AuthFailure::TokenMismatch && auth.token.is_some() && auth.device_token.is_none();
         (f, can_retry)
     })
+}
+
+/// Trusted-proxy identity as the primary credential (config.md §7): a user the proxy rules
+/// accepted on a request attributed through a trusted proxy; otherwise the password, for direct
+/// local callers only (PX-8).
+fn trusted_proxy(input: &Input<'_>, auth: &ConnectAuth) -> Result<AuthMethod, AuthFailure> {
+    let t = input.transport;
+    match &t.proxy_user {
+        Some(Ok(_)) if matches!(t.hop, Hop::Trusted { .. }) => return Ok(AuthMethod::TrustedProxy),
+        Some(Ok(_)) => return Err(AuthFailure::ProxyAttribution),
+        _ => {}
+    }
+    if t.is_direct_local() && input.auth.password.is_some() && auth.password.is_some() {
+        return check_shared(input.auth, auth);
+    }
+    Err(AuthFailure::TrustedProxy(match &t.proxy_user {
+        Some(Err(f)) => f.clone(),
+        _ => ProxyFailure::UntrustedSource,
+    }))
 }
 
 fn origin_rejection() -> Rejection {

@@ -4,6 +4,7 @@
 
 pub mod handshake;
 pub mod origin;
+pub mod proxy;
 pub mod ratelimit;
 
 use serde_json::json;
@@ -26,6 +27,8 @@ pub enum AuthMethod {
     BootstrapToken,
     /// Verified Tailscale identity (dedicated Serve listener + whois; `allowTailscale`).
     Tailscale,
+    /// A user authenticated by a configured trusted proxy (config.md §7).
+    TrustedProxy,
 }
 
 impl AuthMethod {
@@ -38,12 +41,13 @@ impl AuthMethod {
             AuthMethod::DeviceToken => "device-token",
             AuthMethod::BootstrapToken => "bootstrap-token",
             AuthMethod::Tailscale => "tailscale",
+            AuthMethod::TrustedProxy => "trusted-proxy",
         }
     }
 }
 
 /// Internal auth failure reasons (`authReason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthFailure {
     TokenMissing,
     TokenMissingConfig,
@@ -54,11 +58,17 @@ pub enum AuthFailure {
     DeviceTokenMismatch,
     ScopeMismatch,
     BootstrapInvalid,
-    RateLimited { retry_after_ms: u64 },
+    RateLimited {
+        retry_after_ms: u64,
+    },
+    /// A request from a trusted proxy without a usable client address (PX-5, PX-6).
+    ProxyAttribution,
+    /// Trusted-proxy auth refused the request.
+    TrustedProxy(proxy::ProxyFailure),
 }
 
 impl AuthFailure {
-    fn parts(self) -> (&'static str, &'static str, &'static str) {
+    fn parts(&self) -> (&'static str, &'static str, &'static str) {
         use AuthFailure::*;
         match self {
             TokenMissing => (
@@ -107,11 +117,25 @@ impl AuthFailure {
                 "review_auth_configuration",
             ),
             RateLimited { .. } => ("rate_limited", "AUTH_RATE_LIMITED", "wait_then_retry"),
+            ProxyAttribution => (
+                "proxy_attribution_required",
+                "AUTH_UNAUTHORIZED",
+                "review_auth_configuration",
+            ),
+            TrustedProxy(f) => ("", f.detail_code(), "review_auth_configuration"),
+        }
+    }
+
+    /// `authReason` on the wire.
+    fn reason(&self) -> String {
+        match self {
+            AuthFailure::TrustedProxy(f) => f.reason(),
+            other => other.parts().0.to_string(),
         }
     }
 
     /// Whether this failure counts toward the rate limiter (wrong credentials only).
-    pub fn counts(self) -> bool {
+    pub fn counts(&self) -> bool {
         matches!(
             self,
             AuthFailure::TokenMismatch
@@ -122,8 +146,9 @@ impl AuthFailure {
     }
 
     /// The wire rejection; `can_retry` is `canRetryWithDeviceToken`.
-    pub fn rejection(self, can_retry: bool, provided: &str) -> Rejection {
-        let (reason, code, mut next) = self.parts();
+    pub fn rejection(&self, can_retry: bool, provided: &str) -> Rejection {
+        let (_, code, mut next) = self.parts();
+        let reason = self.reason();
         if can_retry {
             next = "retry_with_device_token";
         }
@@ -131,6 +156,13 @@ impl AuthFailure {
             AuthFailure::RateLimited { .. } => {
                 "unauthorized: too many failed authentication attempts (retry later)".to_string()
             }
+            AuthFailure::ProxyAttribution => {
+                format!(
+                    "unauthorized: proxied request without a usable client address ({})",
+                    proxy::ATTRIBUTION_GUIDANCE
+                )
+            }
+            AuthFailure::TrustedProxy(f) => format!("unauthorized: trusted-proxy auth: {f}"),
             _ => format!("unauthorized: gateway {}", describe(self)),
         };
         let mut details = json!({
@@ -144,13 +176,13 @@ impl AuthFailure {
         }
         let mut error = WireError::invalid(message).with_details(details);
         if let AuthFailure::RateLimited { retry_after_ms } = self {
-            error = error.retry_after(retry_after_ms);
+            error = error.retry_after(*retry_after_ms);
         }
         Rejection::policy(error)
     }
 }
 
-fn describe(f: AuthFailure) -> &'static str {
+fn describe(f: &AuthFailure) -> &'static str {
     use AuthFailure::*;
     match f {
         TokenMissing => "token missing (send this gateway's token: clawgate token shows it)",
@@ -167,6 +199,7 @@ fn describe(f: AuthFailure) -> &'static str {
         ScopeMismatch => "device token does not cover the requested scopes",
         BootstrapInvalid => "bootstrap token invalid or expired (ask for a new setup code)",
         RateLimited { .. } => "rate limited",
+        ProxyAttribution | TrustedProxy(_) => "proxy rules refused the request",
     }
 }
 
@@ -197,6 +230,10 @@ pub struct Transport {
     /// The whois-verified source behind the dedicated Serve/Funnel listener (`None` elsewhere:
     /// headers never produce one).
     pub tailnet: Option<std::sync::Arc<crate::exposure::IngressPeer>>,
+    /// How configured trusted proxies place this request (`peer` is then the attributed client).
+    pub hop: proxy::Hop,
+    /// Trusted-proxy auth of the request (`None` unless `auth.mode = trusted-proxy`).
+    pub proxy_user: Option<Result<String, proxy::ProxyFailure>>,
 }
 
 impl Transport {
@@ -305,6 +342,8 @@ mod tests {
             proxy_ingress: false,
             loopback_forwarded: false,
             tailnet: None,
+            hop: proxy::Hop::Direct,
+            proxy_user: None,
         };
         assert_eq!(t.locality(true, true), Locality::DirectLocal);
         let proxied = Transport {

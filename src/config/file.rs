@@ -146,7 +146,22 @@ pub struct AuthFile {
     pub identity_scopes: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub rate_limit: RateLimitFile,
-    pub trusted_proxy: Option<Value>,
+    pub trusted_proxy: Option<TrustedProxyFile>,
+}
+
+/// `gateway.auth.trustedProxy` (config.md §7).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustedProxyFile {
+    pub user_header: Option<String>,
+    #[serde(default)]
+    pub required_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_users: Vec<String>,
+    #[serde(default)]
+    pub allow_loopback: bool,
+    /// Refused at config time (`config::proxy`), never ignored.
+    pub device_auto_approve: Option<Value>,
 }
 
 /// `gateway.auth.rateLimit` (protocol.md §21).

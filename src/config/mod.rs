@@ -11,6 +11,7 @@ pub mod docs;
 pub mod docs_text;
 pub mod file;
 pub mod origin;
+pub mod proxy;
 pub mod secrets;
 pub mod validate;
 
@@ -21,6 +22,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use file::{AuthMode, BindMode, FileConfig};
+pub use proxy::{ProxySettings, TrustedProxySettings};
 pub use secrets::Secret;
 
 /// Default gateway port (`DEFAULT_GATEWAY_PORT`).
@@ -147,6 +149,8 @@ pub struct AuthSettings {
     pub allow_tailscale: bool,
     /// `gateway.auth.identityScopes`: verified login → extra connection-only scopes.
     pub identity_scopes: std::collections::BTreeMap<String, Vec<String>>,
+    /// Reverse-proxy attribution and trusted-proxy auth (config.md §7).
+    pub proxy: ProxySettings,
 }
 
 /// The one resolved configuration the gateway runs with.
@@ -339,6 +343,7 @@ fn resolve(
             && !matches!(auth.mode, AuthMode::Password | AuthMode::TrustedProxy),
     );
     auth.identity_scopes = g.auth.identity_scopes.clone();
+    auth.proxy = proxy::resolve(g)?;
     let handshake_ms =
         env_u64(env, env::HANDSHAKE_TIMEOUT_MS)?.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS);
     let tick_ms =

@@ -202,6 +202,7 @@ pub fn resolve_auth(
         rate_limit: g.auth.rate_limit.clone(),
         allow_tailscale: false,
         identity_scopes: Default::default(),
+        proxy: Default::default(),
     };
     Ok((auth, source, origins))
 }

@@ -256,3 +256,38 @@ fn silent_local_pairing_needs_an_explicit_opt_in_while_exposed() {
         TailscaleMode::Off
     ));
 }
+
+#[test]
+fn trusted_proxy_settings_are_typed_and_fail_closed() {
+    let over = Overrides::default();
+    let key = |file: &str, env: &[(&str, &str)]| settings(file, &over, env).unwrap_err().key;
+    let ok = r#"{ gateway: { trustedProxies: ["10.0.0.5", "fd00::/64"], auth: { mode: "trusted-proxy",
+        trustedProxy: { userHeader: "X-Forwarded-User", requiredHeaders: ["X-Proxy-Auth"] } } } }"#;
+    let s = settings(ok, &over, &[]).unwrap();
+    let tp = s.auth.proxy.trusted_proxy.as_ref().unwrap();
+    assert_eq!(tp.user_header, "x-forwarded-user");
+    assert_eq!(tp.required_headers, ["x-proxy-auth"]);
+    assert_eq!(s.auth.proxy.trusted[0].to_string(), "10.0.0.5/32");
+    assert!(!s.auth.allow_tailscale);
+    // Mutually exclusive with a shared token, from any source.
+    assert_eq!(
+        key(ok, &[(env::TOKEN, "env-token-0123456789abcdef")]),
+        "gateway.auth.token"
+    );
+    let no_proxies =
+        r#"{ gateway: { auth: { mode: "trusted-proxy", trustedProxy: { userHeader: "x-u" } } } }"#;
+    assert_eq!(key(no_proxies, &[]), "gateway.trustedProxies");
+    let no_tp = r#"{ gateway: { trustedProxies: ["10.0.0.5"], auth: { mode: "trusted-proxy" } } }"#;
+    assert_eq!(key(no_tp, &[]), "gateway.auth.trustedProxy");
+    let no_user = r#"{ gateway: { trustedProxies: ["10.0.0.5"], auth: { mode: "trusted-proxy", trustedProxy: { userHeader: " " } } } }"#;
+    assert_eq!(key(no_user, &[]), "gateway.auth.trustedProxy.userHeader");
+    let auto = r#"{ gateway: { trustedProxies: ["10.0.0.5"], auth: { mode: "trusted-proxy", trustedProxy: { userHeader: "x-u", deviceAutoApprove: { enabled: true } } } } }"#;
+    assert_eq!(
+        key(auto, &[]),
+        "gateway.auth.trustedProxy.deviceAutoApprove"
+    );
+    let bad_entry = r#"{ gateway: { trustedProxies: ["10.0.0.5", "proxy.lan"] } }"#;
+    assert_eq!(key(bad_entry, &[]), "gateway.trustedProxies[1]");
+    let bad_header = r#"{ gateway: { trustedProxies: ["10.0.0.5"], auth: { mode: "trusted-proxy", trustedProxy: { userHeader: "x u" } } } }"#;
+    assert_eq!(key(bad_header, &[]), "gateway.auth.trustedProxy.userHeader");
+}

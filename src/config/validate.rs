@@ -49,13 +49,36 @@ fn check_auth_mode(s: &Settings) -> Result<(), ConfigError> {
             "auth = password but no password is configured",
             "set gateway.auth.password or OPENCLAW_GATEWAY_PASSWORD",
         )),
-        AuthMode::TrustedProxy => Err(ConfigError::new(
-            "gateway.auth.mode",
-            "trusted-proxy auth is not supported by this build",
-            "use token or password auth (a same-host proxy can authenticate with the token)",
-        )),
+        AuthMode::TrustedProxy => check_trusted_proxy(s),
         _ => Ok(()),
     }
+}
+
+/// Trusted-proxy auth needs its user header and a proxy list, and excludes a shared token
+/// (config.md §7, the reference's `assertGatewayAuthConfigured`).
+fn check_trusted_proxy(s: &Settings) -> Result<(), ConfigError> {
+    if s.auth.proxy.trusted_proxy.is_none() {
+        return Err(ConfigError::new(
+            "gateway.auth.trustedProxy",
+            "auth = trusted-proxy but no trustedProxy settings are configured",
+            "set gateway.auth.trustedProxy.userHeader to the header your proxy puts the user in",
+        ));
+    }
+    if s.auth.proxy.trusted.is_empty() {
+        return Err(ConfigError::new(
+            "gateway.trustedProxies",
+            "auth = trusted-proxy but no trusted proxy address is configured",
+            "set gateway.trustedProxies to your reverse proxy's exact address",
+        ));
+    }
+    if s.auth.token.is_some() {
+        return Err(ConfigError::new(
+            "gateway.auth.token",
+            "trusted-proxy and token auth are mutually exclusive",
+            "remove gateway.auth.token / OPENCLAW_GATEWAY_TOKEN / --token (local callers can use gateway.auth.password)",
+        ));
+    }
+    Ok(())
 }
 
 /// Every configured secret passes the strength check, whatever its source and the bind

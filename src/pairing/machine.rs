@@ -407,6 +407,7 @@ impl PairingData {
         caller.may_manage(device_id)?;
         self.pending.retain(|_, r| r.device_id != device_id);
         self.nodes.remove(device_id);
+        self.bootstrap_surfaces.remove(device_id);
         self.paired
             .remove(device_id)
             .ok_or(PairingError::UnknownDevice)
@@ -625,7 +626,11 @@ impl PairingData {
             .filter(|s| *s != ADMIN && *s != PAIRING)
             .cloned()
             .collect();
-        self.grant(&req, &granted, "bootstrap", now, e)
+        let dev = self.grant(&req, &granted, "bootstrap", now, e);
+        if dev.roles.iter().any(|r| r == "node") && !self.nodes.contains_key(&c.device_id) {
+            self.bootstrap_surfaces.insert(c.device_id.clone());
+        }
+        dev
     }
 
     /// Scopes needed to approve a node command surface (§16).
@@ -663,6 +668,14 @@ impl PairingData {
             });
         if let Some(d) = display_name {
             n.display_name = Some(d.to_string());
+        }
+        if self.bootstrap_surfaces.remove(node_id) && n.approved_at_ms.is_none() {
+            // Paired through a setup code: its first surface was authorised by the code's issuer.
+            n.approved_commands = commands.to_vec();
+            n.approved_caps = caps.to_vec();
+            n.approved_at_ms = Some(now);
+            n.pending = None;
+            return (commands.to_vec(), None);
         }
         let approved: BTreeSet<&String> = n.approved_commands.iter().collect();
         let effective: Vec<String> = commands

@@ -78,7 +78,11 @@ pub fn encode(p: &SetupPayload) -> String {
 /// Decodes a setup code in any accepted form (bare, `oc-pair://…`, JSON with `setupCode`).
 pub fn decode(input: &str) -> Option<SetupPayload> {
     let t = input.trim();
-    let code = if t.len() > 10 && t[..10].eq_ignore_ascii_case("oc-pair://") {
+    // `get`, not indexing: byte 10 may fall inside a multi-byte character (found by fuzzing).
+    let scheme = t
+        .get(..10)
+        .filter(|p| t.len() > 10 && p.eq_ignore_ascii_case("oc-pair://"));
+    let code = if scheme.is_some() {
         t[10..].to_string()
     } else if t.starts_with('{') {
         serde_json::from_str::<serde_json::Value>(t)
@@ -112,6 +116,14 @@ pub fn qr_text(data: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzzing, tests/fuzz/seeds/setup_code/multibyte): a multi-byte character
+    /// across byte 10 panicked on the `oc-pair://` prefix check.
+    #[test]
+    fn decoding_never_slices_inside_a_character() {
+        assert_eq!(decode("oc-pair:/\u{e9}xyz"), None);
+        assert_eq!(decode("\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"), None);
+    }
 
     #[test]
     fn matches_the_spec_vector() {

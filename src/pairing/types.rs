@@ -1,7 +1,7 @@
 //! Pairing records, with the reference's field names so list output renders in
 //! the real OpenClaw CLI (protocol.md §13.2, §13.7, §14, §15.1).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -162,4 +162,10 @@ pub struct PairingData {
     pub bootstrap: Vec<BootstrapRecord>,
     #[serde(default)]
     pub nodes: BTreeMap<String, NodeSurface>,
+    /// Devices paired through a setup code with the node role whose *first* declared node command
+    /// surface is approved on arrival (protocol.md §16, the reference's one-step onboarding).
+    /// One-shot: consumed by that first surface, so a later `node.pair.remove` or a widened
+    /// surface needs an explicit approval again.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub bootstrap_surfaces: BTreeSet<String>,
 }

@@ -16,20 +16,12 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use super::budget::PermitSlot;
 use super::conn;
 use super::Gateway;
+use crate::auth::proxy::{self, Hop};
 use crate::auth::Transport;
 use crate::exposure::ingress::Via;
 use crate::exposure::Origin;
 
 type Resp = Response<Full<Bytes>>;
-
-/// Headers that are evidence of a proxy hop.
-const PROXY_HEADERS: &[&str] = &[
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-real-ip",
-];
 
 fn text(status: StatusCode, ct: &'static str, body: impl Into<Bytes>) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
@@ -204,6 +196,31 @@ fn startup(gw: &Gateway) -> Resp {
     json(status, body)
 }
 
+/// Trusted-proxy attribution and identity of a request (never on the dedicated Serve listener,
+/// whose source is whois-verified instead).
+fn proxy_facts(
+    auth: &crate::config::AuthSettings,
+    socket: std::net::IpAddr,
+    h: &HeaderMap,
+    via: &Via,
+) -> (Hop, Option<Result<String, proxy::ProxyFailure>>) {
+    if via.peer().is_some() {
+        return (Hop::Direct, None);
+    }
+    let hop = proxy::attribute(socket, h, &auth.proxy);
+    let user = match (&auth.mode, &auth.proxy.trusted_proxy) {
+        (crate::config::AuthMode::TrustedProxy, Some(tp)) => Some(proxy::authorize_user(
+            socket,
+            h,
+            &auth.proxy,
+            tp,
+            proxy::is_host_address,
+        )),
+        _ => None,
+    };
+    (hop, user)
+}
+
 /// Where an upgrade came from: the socket addresses and what the loopback guard said.
 struct Source {
     socket: SocketAddr,
@@ -233,8 +250,14 @@ fn upgrade(
             )
         }
     };
-    // A forward is attributed to its tailnet node: its own budget and rate-limit bucket.
-    let peer = from.origin.attributed(from.socket.ip());
+    // A forward is attributed to its tailnet node, a request through a configured trusted proxy
+    // to its client: each gets its own budget and rate-limit bucket.
+    let auth = gw.auth();
+    let (hop, proxy_user) = proxy_facts(&auth, from.socket.ip(), h, &via);
+    let peer = match hop {
+        Hop::Trusted { client, .. } => client,
+        Hop::Direct | Hop::Unattributable { .. } => from.origin.attributed(from.socket.ip()),
+    };
     let slot = req.extensions().get::<PermitSlot>().cloned();
     if peer != from.socket.ip() && !slot.as_ref().is_none_or(|s| s.attribute_to(peer)) {
         return too_many_unauthenticated();
@@ -244,7 +267,7 @@ fn upgrade(
     let transport = Transport {
         peer,
         local: from.local.ip(),
-        proxy_headers: PROXY_HEADERS.iter().any(|n| h.contains_key(*n)) || via.peer().is_some(),
+        proxy_headers: proxy::has_forwarding_headers(h) || via.peer().is_some(),
         origin: header_str(h, "origin")
             .filter(|o| !o.trim().is_empty())
             .map(str::to_string),
@@ -252,6 +275,8 @@ fn upgrade(
         proxy_ingress: via.peer().is_some(),
         loopback_forwarded: !from.origin.is_direct(),
         tailnet: via.peer().cloned(),
+        hop,
+        proxy_user,
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let gw2 = gw.clone();

@@ -4,6 +4,7 @@
 
 pub mod daemon;
 pub mod doctor;
+pub mod netns;
 pub mod openclaw;
 pub mod reference;
 pub mod testnet;
@@ -31,6 +32,12 @@ pub async fn bounded<F: std::future::Future>(limit: Duration, f: F) -> F::Output
     tokio::time::timeout(limit, f)
         .await
         .expect("test finished in time")
+}
+
+/// A loopback port that was free a moment ago (bound to `:0` and released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
+    l.local_addr().expect("local addr").port()
 }
 
 /// The config file name inside a gateway's HOME (OpenClaw's).

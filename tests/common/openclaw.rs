@@ -74,30 +74,6 @@ pub fn command_limited(
     c
 }
 
-/// `cmd` run in a private mount namespace whose `/etc/hosts` is `hosts` (so a MagicDNS name can
-/// resolve to a loopback test endpoint without touching the machine's resolver), trusting `ca`
-/// through `NODE_EXTRA_CA_CERTS` (standard Node behaviour).
-pub fn with_hosts_and_ca(cmd: &Command, hosts: &Path, ca: &Path) -> Command {
-    let mut c = Command::new("unshare");
-    c.args([
-        "-m",
-        "sh",
-        "-c",
-        r#"mount --bind "$0" /etc/hosts && exec "$@""#,
-    ])
-    .arg(hosts)
-    .arg(cmd.get_program())
-    .args(cmd.get_args())
-    .env("NODE_EXTRA_CA_CERTS", ca);
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c
-}
-
 /// `openclaw nodes invoke` of `system.which sh` on `node` (append `--url`/`--token`/`--json`).
 pub fn invoke_which_sh(node: &str) -> Vec<&str> {
     let params = r#"{"bins":["sh"]}"#;

@@ -36,17 +36,11 @@ pub struct Reference {
     pub home: tempfile::TempDir,
 }
 
-/// A port that was free a moment ago (the reference needs an explicit `--port`).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
-    l.local_addr().unwrap().port()
-}
-
 impl Reference {
     /// Spawns `openclaw gateway run` with token auth; call [`Reference::wait_ready`] next.
     pub fn spawn(dir: &Path, token: &str) -> Reference {
         let home = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = super::free_port();
         let log = std::fs::File::create(home.path().join("reference.log")).unwrap();
         let port_s = port.to_string();
         let args = [

@@ -1,11 +1,15 @@
-//! "vienna" for real programs: the OpenClaw CLI and node host reach a gateway's MagicDNS name as
-//! the offline tailnet's peer vienna. A loopback forwarder carries each TCP connection through
-//! vienna's SOCKS5 into the tailnet (TLS stays end to end), the name resolves to that forwarder
-//! through a private `/etc/hosts` (`unshare -m`), and the harness CA is trusted through
-//! `NODE_EXTRA_CA_CERTS`. Invariants: nothing outside the test's own mount namespace and loopback
-//! addresses is touched; every spawned program is killed with its process group ([`Killed`]).
+//! "vienna" for real programs (issue 13 §1): a network namespace made by the test ([`Netns`],
+//! veth to the root namespace) running the pinned kernel-TUN `tailscaled` joined to the offline
+//! tailnet as node `vienna-tun` (the harness's `--listen-addr <veth host end> --vienna-netns`), with
+//! MagicDNS answering inside the namespace: tailscaled's DNS manager writes the namespace's own
+//! `/etc/netns/<ns>/resolv.conf` (`nameserver 100.100.100.100`), so unmodified programs started
+//! with `ip netns exec` resolve `london-gw.<suffix>` and reach it over the kernel TUN. The harness CA
+//! is trusted through `NODE_EXTRA_CA_CERTS`; nothing else (no proxy, no hosts file) is involved.
+//!
+//! Invariants: [`ViennaNet`] stops the harness (and so tailscaled) before the namespace is
+//! deleted, on drop too; every spawned program is killed with its process group ([`Killed`]) and
+//! anything left in the namespace is stopped by [`Netns`]'s drop.
 
-use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
@@ -13,78 +17,126 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::openclaw::{command, json_of, kill_group, with_hosts_and_ca};
+use super::netns::Netns;
+use super::openclaw::{command, json_of, kill_group};
 use super::testnet::Testnet;
 use super::TOKEN;
 
-/// The offline tailnet with sidecar node `name` pre-authorised, and the `clawgate-tsnet` binary;
-/// `None` (the caller skips) when either is missing, a panic for a missing sidecar binary when
+/// The harness's name for the kernel-TUN node (sidecar/testnet/vienna.go `NodeVienna`).
+pub const NODE: &str = "vienna-tun";
+
+/// The offline tailnet with vienna in its namespace. Fields drop in order: the harness first.
+pub struct ViennaNet {
+    pub net: Testnet,
+    pub ns: Netns,
+}
+
+impl ViennaNet {
+    /// Starts a namespace and the harness (`extra` flags) with vienna in it, and checks that
+    /// MagicDNS answers there. `None`: skipped (no root, harness or tailscaled; panics when
+    /// `CLAWGATE_REQUIRE_TESTNET=1`).
+    pub async fn start(extra: &[&str]) -> Option<ViennaNet> {
+        if !super::netns::available() {
+            return None;
+        }
+        let tailscaled = super::daemon::tailscaled_bin()?;
+        let ns = Netns::new();
+        let host = ns.host_ip.to_string();
+        let flags = [
+            "--listen-addr",
+            &host,
+            "--vienna-netns",
+            &ns.name,
+            "--vienna-tailscaled",
+            tailscaled.to_str()?,
+        ];
+        let net = Testnet::start(&[&flags[..], extra].concat()).await?;
+        let v = ViennaNet { net, ns };
+        let london = v.net.node("london");
+        assert_eq!(
+            v.resolve(&london.fqdn),
+            Some(london.ips[0]),
+            "MagicDNS in the namespace"
+        );
+        Some(v)
+    }
+
+    /// vienna's node (its tailnet login, addresses, namespace).
+    pub fn node(&self) -> &super::testnet::NodeInfo {
+        self.net.node(NODE)
+    }
+
+    /// What `name` resolves to for a program in the namespace (`getent ahostsv4`, i.e. the
+    /// namespace's resolv.conf — 100.100.100.100 once tailscaled configured it).
+    pub fn resolve(&self, name: &str) -> Option<std::net::IpAddr> {
+        let rc = std::fs::read_to_string(self.ns.etc().join("resolv.conf")).unwrap_or_default();
+        assert!(
+            rc.lines().any(|l| l.trim() == "nameserver 100.100.100.100"),
+            "tailscaled's MagicDNS resolver in the namespace's resolv.conf:\n{rc}"
+        );
+        let o = self
+            .ns
+            .exec("getent")
+            .args(["ahostsv4", name])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        out.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Real programs on vienna: the OpenClaw install `dir`, one HOME for the CLI.
+    pub fn programs(&self, dir: PathBuf, fqdn: &str) -> Vienna {
+        Vienna {
+            dir,
+            home: tempfile::tempdir().unwrap(),
+            ca: self.net.manifest.ca_cert_path.clone(),
+            fqdn: fqdn.to_string(),
+            netns: self.ns.name.clone(),
+        }
+    }
+
+    /// Stops the harness (tailscaled with it), then deletes the namespace.
+    pub async fn stop(self) {
+        let ViennaNet { net, ns } = self;
+        net.stop().await;
+        drop(ns);
+    }
+}
+
+/// vienna with sidecar node `name` pre-authorised, and the `clawgate-tsnet` binary; `None` (the
+/// caller skips) when something is missing, a panic for a missing sidecar binary when
 /// `CLAWGATE_REQUIRE_TESTNET=1`.
-pub async fn tailnet_with_sidecar(name: &str) -> Option<(Testnet, PathBuf)> {
+pub async fn tailnet_with_sidecar(name: &str) -> Option<(ViennaNet, PathBuf)> {
     let Some(tsnet) = super::testnet::tsnet_bin() else {
         let required = std::env::var(super::testnet::ENV_REQUIRE).as_deref() == Ok("1");
         assert!(!required, "clawgate-tsnet missing: run make sidecar");
         eprintln!("SKIPPED: clawgate-tsnet not found");
         return None;
     };
-    let net = Testnet::start(&["--sidecar-node", name]).await?;
-    Some((net, tsnet))
+    let v = ViennaNet::start(&["--sidecar-node", name]).await?;
+    Some((v, tsnet))
 }
 
-/// Accepts on `bind` and pipes each connection through `via`'s SOCKS5 to `host:443`; returns the
-/// bound address (`bind` may carry port 0).
-pub async fn forwarder(net: &Testnet, via: &str, host: &str, bind: SocketAddr) -> SocketAddr {
-    let s = net.node(via).socks5.as_ref().expect("SOCKS5");
-    let proxy: std::net::SocketAddr = s.address.parse().unwrap();
-    let auth = s.username.clone().zip(s.password.clone());
-    let l = tokio::net::TcpListener::bind(bind).await.unwrap();
-    let bound = l.local_addr().unwrap();
-    let host = host.to_string();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = l.accept().await {
-            let (auth, host) = (auth.clone(), host.clone());
-            tokio::spawn(async move {
-                let target = (host.as_str(), 443);
-                let up = match &auth {
-                    Some((u, p)) => {
-                        tokio_socks::tcp::Socks5Stream::connect_with_password(proxy, target, u, p)
-                            .await
-                    }
-                    None => tokio_socks::tcp::Socks5Stream::connect(proxy, target).await,
-                };
-                if let Ok(mut up) = up {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut up).await;
-                }
-            });
-        }
-    });
-    bound
-}
-
-/// Where the real programs run: a HOME with a hosts file mapping the gateway's name to loopback.
+/// Where the real programs run: vienna's namespace, a HOME, the harness CA.
 pub struct Vienna {
     pub dir: PathBuf,
     pub home: tempfile::TempDir,
     pub ca: PathBuf,
     pub fqdn: String,
-    /// The forwarder vienna's programs dial for `fqdn`.
-    pub at: SocketAddr,
+    pub netns: String,
 }
 
 impl Vienna {
     pub fn url(&self) -> String {
-        match self.at.port() {
-            443 => format!("wss://{}", self.fqdn),
-            p => format!("wss://{}:{p}", self.fqdn),
-        }
+        format!("wss://{}", self.fqdn)
     }
 
-    /// `openclaw <args>` with its state in `home` (the CLI and the node host are separate installs).
+    /// `openclaw <args>` in vienna's namespace with its state in `home` (the CLI and the node
+    /// host are separate installs).
     pub fn cmd(&self, home: &Path, args: &[&str]) -> std::process::Command {
-        let hosts = home.join("hosts");
-        let map = format!("127.0.0.1 localhost\n{} {}\n", self.at.ip(), self.fqdn);
-        std::fs::write(&hosts, map).unwrap();
-        with_hosts_and_ca(&command(&self.dir, home, None, args), &hosts, &self.ca)
+        let mut c = command(&self.dir, home, Some(&self.netns), args);
+        c.env("NODE_EXTRA_CA_CERTS", &self.ca);
+        c
     }
 
     /// A CLI command over wss with the shared token (blocking; run under `block_in_place`).
@@ -117,15 +169,15 @@ impl Vienna {
         serde_json::from_slice(&o.stdout).unwrap_or_else(|_| json_of(&o))
     }
 
+    /// `openclaw node run --host <fqdn> --port 443 --tls` (shared token in its environment).
     pub fn node_host(&self, home: &Path, log: &Path) -> Child {
-        let port = self.at.port().to_string();
         let args = [
             "node",
             "run",
             "--host",
             &self.fqdn,
             "--port",
-            &port,
+            "443",
             "--tls",
             "--display-name",
             "vienna-node",

@@ -14,6 +14,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -32,24 +33,28 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func main() {
 	var (
-		manifest, dir, tailscaled, cli string
-		sidecars                       multiFlag
-		cpuProfile                     string
-		verbose, watchStdin            bool
-		startTimeout                   time.Duration
+		manifest, dir, tailscaled, cli    string
+		listenAddr, viennaNetns, viennaTS string
+		sidecars                          multiFlag
+		cpuProfile                        string
+		verbose, watchStdin               bool
+		startTimeout                      time.Duration
 	)
 	flag.StringVar(&manifest, "manifest", "", "write the JSON manifest here (required)")
 	flag.StringVar(&dir, "dir", "", "working directory (kept on exit); default: a temp dir removed on exit")
 	flag.Var(&sidecars, "sidecar-node", "pre-authorise NAME for an external clawgate-tsnet (repeatable)")
 	flag.StringVar(&tailscaled, "tailscaled", "", "also run this tailscaled binary (userspace networking) as node \"daemon\"")
 	flag.StringVar(&cli, "tailscale-cli", "", "tailscale CLI used for `up` (default: next to --tailscaled)")
+	flag.StringVar(&listenAddr, "listen-addr", "", "IPv4 loopback/private address for control, DERP, STUN and Funnel entries (default 127.0.0.1)")
+	flag.StringVar(&viennaNetns, "vienna-netns", "", "also run a kernel-TUN tailscaled (MagicDNS on) in this existing network namespace as node \"vienna-tun\" (needs --listen-addr)")
+	flag.StringVar(&viennaTS, "vienna-tailscaled", "", "tailscaled for --vienna-netns (default: tailscaled next to this executable)")
 	flag.BoolVar(&verbose, "verbose", false, "log control/DERP/harness messages to stderr")
 	flag.BoolVar(&watchStdin, "exit-on-stdin-eof", true, "exit when stdin is closed")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the whole run here (benchmark diagnosis)")
 	flag.DurationVar(&startTimeout, "start-timeout", defaultStartTimeout, "give up if the tailnet is not up by then")
 	flag.Parse()
 	if manifest == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: clawgate-testnet --manifest PATH [--sidecar-node NAME]... [--tailscaled PATH]")
+		fmt.Fprintln(os.Stderr, "usage: clawgate-testnet --manifest PATH [--sidecar-node NAME]... [--tailscaled PATH] [--listen-addr IP --vienna-netns NS]")
 		os.Exit(2)
 	}
 	logger := log.New(os.Stderr, "clawgate-testnet: ", log.LstdFlags|log.Lmsgprefix)
@@ -65,11 +70,27 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	if err := run(logger, testnet.Config{Root: dir, SidecarNodes: sidecars, Tailscaled: tailscaled,
-		TailscaleCLI: cli, Logf: logf}, manifest, startTimeout, watchStdin, stopProfile); err != nil {
+	cfg := testnet.Config{Root: dir, SidecarNodes: sidecars, Tailscaled: tailscaled,
+		TailscaleCLI: cli, Logf: logf, ListenIP: listenAddr}
+	if viennaNetns != "" {
+		cfg.Vienna = &testnet.ViennaConfig{Netns: viennaNetns, Tailscaled: viennaTailscaled(viennaTS)}
+	}
+	if err := run(logger, cfg, manifest, startTimeout, watchStdin, stopProfile); err != nil {
 		logger.Printf("%v", err)
 		os.Exit(1)
 	}
+}
+
+// viennaTailscaled is flagValue, else the tailscaled `make sidecar` puts next to this binary.
+func viennaTailscaled(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "tailscaled"
+	}
+	return filepath.Join(filepath.Dir(exe), "tailscaled")
 }
 
 // startCPUProfile profiles this process into path until the returned stop is called.

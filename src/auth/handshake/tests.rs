@@ -13,6 +13,7 @@ fn settings(mode: AuthMode) -> AuthSettings {
         rate_limit: RateLimitFile::default(),
         allow_tailscale: false,
         identity_scopes: Default::default(),
+        proxy: Default::default(),
     }
 }
 
@@ -26,6 +27,8 @@ fn transport(peer: &str) -> Transport {
         proxy_ingress: false,
         loopback_forwarded: false,
         tailnet: None,
+        hop: crate::auth::proxy::Hop::Direct,
+        proxy_user: None,
     }
 }
 

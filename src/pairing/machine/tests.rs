@@ -356,6 +356,36 @@ fn node_surface_gating() {
     assert!(req.is_some(), "a wider surface asks again");
 }
 
+#[test]
+fn setup_code_pairing_approves_the_first_node_surface_once() {
+    let (mut d, mut e) = (PairingData::default(), Seq(0));
+    let profile = BootstrapProfile {
+        roles: s(&["node", "operator"]),
+        scopes: s(&["operator.read"]),
+    };
+    let (tok, _) = d.issue_bootstrap(profile, 0, &mut e);
+    let p = d.redeem_bootstrap(&tok, "d1", "pk-d1", 1).unwrap();
+    d.approve_bootstrap(&conn("d1", "node", &[]), &p, 1, &mut e);
+    let first = s(&["system.which", "system.run"]);
+    let (eff, req) = d.reconcile_node("d1", &first, &s(&["system"]), None, 2, &mut e);
+    assert_eq!((eff, req), (first.clone(), None), "invocable at once");
+    assert!(d.bootstrap_surfaces.is_empty(), "one-shot");
+    let wider = s(&["system.which", "system.run", "fs.listDir"]);
+    let (eff, req) = d.reconcile_node("d1", &wider, &s(&["system"]), None, 3, &mut e);
+    assert_eq!(eff, first, "a widened surface is not auto-approved");
+    assert!(req.is_some());
+    // Forgetting the surface does not re-arm the code's approval.
+    d.remove_node("d1").unwrap();
+    let (eff, req) = d.reconcile_node("d1", &first, &[], None, 4, &mut e);
+    assert!(eff.is_empty() && req.is_some(), "{eff:?}");
+    // An operator-approved device gets no such grant.
+    let c = conn("d2", "node", &[]);
+    let (r, _) = d.request(&c, Reason::NotPaired, false, 5, &mut e).unwrap();
+    d.approve(&r.request_id, Some(&admin()), 6, &mut e).unwrap();
+    let (eff, _) = d.reconcile_node("d2", &first, &[], None, 7, &mut e);
+    assert!(eff.is_empty());
+}
+
 proptest::proptest! {
     /// Whatever sequence of retries and scope changes, a device never has more than one pending request.
     #[test]
