@@ -3,6 +3,9 @@
 CARGO      ?= cargo
 CACHE_DIR  ?= $(HOME)/.cache/clawgate
 export CACHE_DIR
+# Cargo's output dir: honours CARGO_TARGET_DIR like cargo itself.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+BIN_DIR    := $(TARGET_DIR)/release
 
 DEPS_TARGETS  :=
 TEST_TARGETS  := test-rust
@@ -18,7 +21,7 @@ build:
 
 ## make run: build and start the gateway with embedded defaults (loopback, generated token).
 run: build
-	./target/release/clawgate run
+	$(BIN_DIR)/clawgate run
 
 ## make test: install what the suite needs, then run every suite.
 test: deps
@@ -27,7 +30,7 @@ test: deps
 deps: $(DEPS_TARGETS)
 
 test-rust:
-	CLAWGATE_REQUIRE_INTEROP=1 CLAWGATE_REQUIRE_TESTNET=1 OPENCLAW_PEER_DIR=$(CACHE_DIR)/oc $(CARGO) test --release --all-targets
+	CLAWGATE_REQUIRE_INTEROP=1 CLAWGATE_REQUIRE_TESTNET=1 CLAWGATE_REQUIRE_NETNS=1 OPENCLAW_PEER_DIR=$(CACHE_DIR)/oc $(CARGO) test --release --all-targets
 
 lint:
 	$(CARGO) fmt --check

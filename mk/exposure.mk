@@ -21,10 +21,10 @@ test-exposure: deps-exposure
 ## (BENCH_SECS, BENCH_ROUNDS, BENCH_CONCURRENCY, BENCH_CPUPROFILE: see examples/bench_tailscale.rs).
 bench-tailscale: sidecar
 	$(CARGO) build --release --bin clawgate --example bench_tailscale
-	CLAWGATE_BIN=target/release/clawgate target/release/examples/bench_tailscale
+	CLAWGATE_BIN=$(BIN_DIR)/clawgate $(BIN_DIR)/examples/bench_tailscale
 
 ## bench-route-restore: SIGKILL tailscaled / the sidecar repeatedly (BENCH_ROUNDS), time until the
 ## Serve route is back (target ≤ 5 s).
 bench-route-restore: sidecar
 	$(CARGO) build --release --bin clawgate --example bench_route_restore
-	CLAWGATE_BIN=target/release/clawgate target/release/examples/bench_route_restore
+	CLAWGATE_BIN=$(BIN_DIR)/clawgate $(BIN_DIR)/examples/bench_route_restore

@@ -13,9 +13,9 @@ root=$(cd "$here/.." && pwd)
 # shellcheck source=bench-lib.sh
 source "$here/bench-lib.sh"
 
-BENCH_BIN=${BENCH_BIN:-$root/target/release/clawgate-bench}
-CLAWGATE_BIN=${CLAWGATE_BIN:-$root/target/release/clawgate}
-BENCH_DIR=${BENCH_DIR:-$root/target/bench/soak-$(date -u +%Y%m%dT%H%M%SZ)}
+BENCH_BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/clawgate-bench}
+CLAWGATE_BIN=${CLAWGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/clawgate}
+BENCH_DIR=${BENCH_DIR:-${CARGO_TARGET_DIR:-$root/target}/bench/soak-$(date -u +%Y%m%dT%H%M%SZ)}
 read -r -a extra <<<"${SOAK_ARGS:-}"
 mkdir -p "$BENCH_DIR"
 tmp=$(mktemp -d /tmp/clawgate-soak.XXXXXX)

@@ -28,11 +28,11 @@ while (($#)); do
   shift
 done
 
-BENCH_BIN=${BENCH_BIN:-$root/target/release/clawgate-bench}
-CLAWGATE_BIN=${CLAWGATE_BIN:-$root/target/release/clawgate}
+BENCH_BIN=${BENCH_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/clawgate-bench}
+CLAWGATE_BIN=${CLAWGATE_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/clawgate}
 default_args='run --port {port} --token {token}'
 CLAWGATE_ARGS=${CLAWGATE_ARGS:-$default_args}
-BENCH_DIR=${BENCH_DIR:-$root/target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+BENCH_DIR=${BENCH_DIR:-${CARGO_TARGET_DIR:-$root/target}/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 read -r -a extra <<<"${BENCH_ARGS:-}"
 if ((peer)); then
   report=${report:-$root/BENCHMARKS.md}

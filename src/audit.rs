@@ -277,11 +277,18 @@ pub fn doctor_checks(s: &Settings, readyz: Option<&Value>) -> Vec<crate::cli::do
         .and_then(|a| serde_json::from_value::<Vec<Finding>>(a.clone()).ok());
     live.unwrap_or_else(|| from_settings(s))
         .into_iter()
-        .map(|f| crate::cli::doctor::Check {
-            name: format!("audit {}", f.id),
-            ok: f.severity != Severity::Critical,
-            detail: format!("{}: {}", f.severity.as_str(), f.message),
-            fix: Some(f.fix),
+        .map(|f| {
+            let severity = match f.severity {
+                Severity::Critical => "error",
+                Severity::Warning => "warning",
+            };
+            let detail = format!("{}: {}", f.severity.as_str(), f.message);
+            crate::cli::doctor::Check::new(
+                &format!("audit {}", f.id),
+                severity,
+                detail,
+                Some(f.fix),
+            )
         })
         .collect()
 }

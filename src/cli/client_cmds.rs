@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use anyhow::bail;
 use serde_json::{json, Value};
 
-use super::{CallArgs, TargetArgs, TokenArgs};
+use super::{out, CallArgs, TargetArgs, TokenArgs};
 use crate::client::{Client, ClientError, Target};
-use crate::config::{self, secrets, Overrides, Secret};
+use crate::config::{self, secrets, Overrides, Secret, TokenSource};
 use crate::protocol::scopes::CLI_DEFAULT_SCOPES;
 
 /// Exit code for usage errors.
@@ -102,10 +101,7 @@ pub enum RpcOutcome {
 pub async fn rpc(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result<RpcOutcome> {
     let t = match target(a)? {
         Ok(t) => t,
-        Err(usage) => {
-            eprintln!("error: {usage}");
-            return Ok(RpcOutcome::Failed(USAGE));
-        }
+        Err(usage) => return Ok(RpcOutcome::Failed(usage_error(a.json, &usage))),
     };
     let mut c = match Client::connect(&t, "cli", CLI_DEFAULT_SCOPES).await {
         Ok(c) => c,
@@ -131,24 +127,62 @@ async fn one_call(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result
 
 fn print_value(as_json: bool, method: &str, v: &Value) {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else if method == "health" && v["ok"] == true {
-        println!("gateway healthy (uptime {} ms)", v["uptimeMs"]);
+        crate::outln!("gateway healthy (uptime {} ms)", v["uptimeMs"]);
+    } else if method == "status" {
+        super::status_view::print_status(v);
     } else {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        crate::outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 }
 
+/// A usage error (exit 2): a line on stderr and, with `--json`, the shared error shape on stdout.
+pub fn usage_error(as_json: bool, message: &str) -> i32 {
+    if as_json {
+        crate::outln!("{}", out::json_error("USAGE", message, None));
+    }
+    crate::errln!("error: {message}");
+    USAGE
+}
+
+/// Stable machine code of a client-side failure.
+fn error_code(e: &ClientError) -> &'static str {
+    match e {
+        ClientError::Connect { .. } => "UNREACHABLE",
+        ClientError::Timeout(_) => "TIMEOUT",
+        ClientError::Closed(_) => "CLOSED",
+        ClientError::Rejected { .. } => "REJECTED",
+        ClientError::Protocol(_) => "PROTOCOL",
+    }
+}
+
+/// A failed call (exit 1): the human line (with a hint) on stderr; with `--json` the shared
+/// error shape on stdout, carrying the gateway's own error object when it sent one.
 fn report(as_json: bool, e: ClientError) -> anyhow::Result<i32> {
     if as_json {
-        let err = match &e {
-            ClientError::Rejected { error, .. } => error.clone(),
-            other => json!({"message": other.to_string()}),
+        let extra = match &e {
+            ClientError::Rejected { error, .. } => Some(error),
+            _ => None,
         };
-        println!("{}", json!({"ok": false, "error": err}));
+        crate::outln!("{}", out::json_error(error_code(&e), &e.to_string(), extra));
     }
-    eprintln!("error: {e}");
+    crate::errln!("error: {e}");
+    if let Some(hint) = hint(&e) {
+        crate::errln!("hint: {hint}");
+    }
     Ok(1)
+}
+
+/// What to try next for the common failures.
+fn hint(e: &ClientError) -> Option<&'static str> {
+    match e {
+        ClientError::Connect { .. } => Some("is the gateway running? start it with `clawgate run`"),
+        ClientError::Rejected { code, .. } if code.contains("TOKEN") || code.contains("AUTH") => {
+            Some("on the gateway host `clawgate token` prints the token it uses (generated, or OPENCLAW_GATEWAY_TOKEN / gateway.auth.token when set); pass it with --token")
+        }
+        _ => None,
+    }
 }
 
 pub async fn health(a: TargetArgs) -> anyhow::Result<i32> {
@@ -163,8 +197,8 @@ pub async fn call(c: CallArgs) -> anyhow::Result<i32> {
     let params: Value = match serde_json::from_str(&c.params) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("error: --params is not valid JSON: {e}");
-            return Ok(USAGE);
+            let msg = format!("--params is not valid JSON: {e}");
+            return Ok(usage_error(c.target.json, &msg));
         }
     };
     one_call(&c.target, &c.method, params).await
@@ -174,24 +208,20 @@ pub async fn call(c: CallArgs) -> anyhow::Result<i32> {
 pub async fn probe(a: TargetArgs) -> anyhow::Result<i32> {
     let t = match target(&a)? {
         Ok(t) => t,
-        Err(usage) => {
-            eprintln!("error: {usage}");
-            return Ok(USAGE);
-        }
+        Err(usage) => return Ok(usage_error(a.json, &usage)),
     };
     let started = std::time::Instant::now();
     let mut c = match Client::connect(&t, "probe", &["operator.read"]).await {
         Ok(c) => c,
         Err(e) => {
-            let out = json!({"ok": false, "url": t.url, "reachable": !matches!(e, ClientError::Connect { .. } | ClientError::Timeout(_)), "error": e.to_string()});
-            println!(
-                "{}",
-                if a.json {
-                    out.to_string()
-                } else {
-                    format!("probe failed: {e}")
-                }
-            );
+            let reachable = !matches!(e, ClientError::Connect { .. } | ClientError::Timeout(_));
+            if a.json {
+                let mut v = out::json_error(error_code(&e), &e.to_string(), None);
+                v["url"] = json!(t.url);
+                v["reachable"] = json!(reachable);
+                crate::outln!("{v}");
+            }
+            crate::errln!("probe failed: {e}");
             return Ok(1);
         }
     };
@@ -199,13 +229,14 @@ pub async fn probe(a: TargetArgs) -> anyhow::Result<i32> {
     let scopes = c.hello["auth"]["scopes"].clone();
     let health = c.request("health", json!({})).await.ok();
     c.close().await;
-    let out = json!({"ok": true, "url": t.url, "reachable": true, "connectMs": connect_ms, "protocol": c_protocol(&scopes), "scopes": scopes, "health": health});
+    let v = json!({"ok": true, "url": t.url, "reachable": true, "connectMs": connect_ms, "protocol": c_protocol(&scopes), "scopes": scopes, "health": health});
     if a.json {
-        println!("{out}");
+        crate::outln!("{v}");
     } else {
-        println!(
+        crate::outln!(
             "gateway reachable at {} (connect {connect_ms} ms), scopes {}",
-            t.url, out["scopes"]
+            t.url,
+            v["scopes"]
         );
     }
     Ok(0)
@@ -224,24 +255,42 @@ pub fn token(a: TokenArgs) -> anyhow::Result<i32> {
         },
         &config::process_env,
     )?;
-    let Some(tok) = s
+    let configured = s
         .auth
         .token
         .clone()
-        .or_else(|| secrets::read_generated_token(&s.paths.state_dir))
-    else {
-        bail!(
-            "no token configured and none generated yet in {} (start the gateway once: make run)",
+        .map(|t| (t, token_source(s.token_source)));
+    let generated = || secrets::read_generated_token(&s.paths.state_dir).map(|t| (t, "generated"));
+    let Some((tok, source)) = configured.or_else(generated) else {
+        let message = format!(
+            "no token configured and none generated yet in {} (start the gateway once: clawgate run)",
             s.paths.state_dir.display()
         );
+        if a.json {
+            crate::outln!("{}", out::json_error("NO_TOKEN", &message, None));
+        }
+        crate::errln!("error: {message}");
+        return Ok(1);
     };
     if a.json {
-        println!(
-            "{}",
-            json!({"token": tok.expose(), "source": format!("{:?}", s.token_source)})
-        );
+        let mut v = json!({"ok": true, "token": tok.expose(), "source": source});
+        if source == "generated" {
+            v["path"] = json!(secrets::token_file(&s.paths.state_dir));
+        }
+        crate::outln!("{v}");
     } else {
-        println!("{}", tok.expose());
+        crate::outln!("{}", tok.expose());
     }
     Ok(0)
+}
+
+/// Where a configured token came from, as `token --json` reports it.
+fn token_source(src: TokenSource) -> &'static str {
+    match src {
+        TokenSource::Flag => "flag",
+        TokenSource::Env => "env",
+        TokenSource::File => "config",
+        TokenSource::StateDir => "generated",
+        TokenSource::None => "none",
+    }
 }

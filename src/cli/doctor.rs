@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{self, AuthMode, Overrides, Settings, TailscaleMode};
@@ -32,70 +31,45 @@ pub struct DoctorArgs {
     pub config: Option<PathBuf>,
 }
 
-/// One check.
-#[derive(Debug, Serialize)]
-pub struct Check {
-    /// What was checked.
-    pub name: String,
-    /// Passed.
-    pub ok: bool,
-    /// What was found.
-    pub detail: String,
-    /// How to fix it (failed checks).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-}
+pub use super::doctor_report::{fail, info, pass, Check};
 
-pub(super) fn pass(name: &str, detail: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        ok: true,
-        detail: detail.into(),
-        fix: None,
-    }
-}
-
-pub(super) fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
-    Check {
-        name: name.into(),
-        ok: false,
-        detail: detail.into(),
-        fix: Some(fix.into()),
-    }
-}
-
-/// Runs the checks and prints them; exit 1 on any failure.
+/// Runs the checks and prints them; exit 1 on any failure. The running gateway (its loopback
+/// `/readyz`) is asked first: its bind and Tailscale mode win over the config file, which is
+/// only the fallback when no gateway answers (the report says which: `source`).
 pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
     let over = Overrides {
         config: a.config.clone(),
         ..Default::default()
     };
     let mut checks = Vec::new();
-    let settings = match config::load(&over, &config::process_env) {
+    let mut settings = match config::load(&over, &config::process_env) {
         Ok(s) => s,
         Err(e) => {
             checks.push(fail("config", e.problem.clone(), e.fix.clone()));
-            return Ok(print(&checks, a.json, &Value::Null));
+            return Ok(super::doctor_report::print(
+                &checks,
+                a.json,
+                "config",
+                &Value::Null,
+            ));
         }
     };
-    checks.push(pass(
-        "config",
-        settings.paths.config_path.display().to_string(),
-    ));
-    checks.push(auth_check(&settings));
+    checks.push(config_check(&settings));
     let tls = crate::tls::TlsSettings::from_settings(&settings);
     let ready = fetch_readyz(settings.port, tls.as_ref()).await;
+    let source = live_overrides(&mut settings, ready.as_ref());
+    checks.push(auth_check(&settings));
     if let Some(c) = super::tls_cmds::doctor_check(tls.as_ref(), ready.as_ref()) {
         checks.push(c);
     }
     checks.push(match &ready {
         Some(_) => pass(
             "gateway",
-            format!("running, /readyz answered on 127.0.0.1:{}", settings.port),
+            format!("running: /readyz answered on 127.0.0.1:{}; the checks below use its live state", settings.port),
         ),
         None => fail(
             "gateway",
-            "not running on loopback (no /readyz answer)",
+            format!("not running on 127.0.0.1:{} (no /readyz answer); the checks below use the config file only", settings.port),
             "start it: clawgate run",
         ),
     });
@@ -122,8 +96,40 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
         .and_then(|s| s.parse::<SocketAddr>().ok());
     let ips: Vec<IpAddr> =
         serde_json::from_value(exposure["tailnetIps"].clone()).unwrap_or_default();
-    super::doctor_net::sockets(settings.port, ingress, &ips, &mut checks);
-    Ok(print(&checks, a.json, &exposure))
+    super::doctor_net::sockets(settings.port, settings.bind, ingress, &ips, &mut checks);
+    Ok(super::doctor_report::print(
+        &checks, a.json, source, &exposure,
+    ))
+}
+
+/// `ok` for a file that parsed; `info` (not `ok`) when there is none and defaults apply.
+fn config_check(s: &Settings) -> Check {
+    let path = s.paths.config_path.display();
+    if s.paths.config_path.exists() {
+        pass("config", path.to_string())
+    } else {
+        info(
+            "config",
+            format!("no config file at {path}: built-in defaults (loopback, token auth)"),
+        )
+    }
+}
+
+/// The running gateway's bind and Tailscale mode (flags like `--tailscale serve` included)
+/// replace the config's; returns the report's `source`.
+fn live_overrides(s: &mut Settings, ready: Option<&Value>) -> &'static str {
+    let Some(r) = ready else { return "config" };
+    let bind = serde_json::from_value(r["gateway"]["bind"].clone()).ok();
+    if let Some(b) = bind {
+        s.bind = b;
+    }
+    s.tailscale_mode = match r["exposure"]["mode"].as_str() {
+        Some("serve") => TailscaleMode::Serve,
+        Some("funnel") => TailscaleMode::Funnel,
+        Some("off") => TailscaleMode::Off,
+        _ => s.tailscale_mode,
+    };
+    "gateway"
 }
 
 fn auth_check(s: &Settings) -> Check {
@@ -388,27 +394,4 @@ async fn fetch_readyz(port: u16, tls: Option<&crate::tls::TlsSettings>) -> Optio
     tokio::time::timeout(std::time::Duration::from_secs(3), io)
         .await
         .ok()?
-}
-
-fn print(checks: &[Check], json: bool, exposure: &Value) -> i32 {
-    let ok = checks.iter().all(|c| c.ok);
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"ok": ok, "checks": checks, "exposure": exposure})
-        );
-    } else {
-        for c in checks {
-            println!(
-                "{} {}: {}",
-                if c.ok { "ok  " } else { "FAIL" },
-                c.name,
-                c.detail
-            );
-            if let Some(f) = &c.fix {
-                println!("     fix: {f}");
-            }
-        }
-    }
-    i32::from(!ok)
 }

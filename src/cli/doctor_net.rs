@@ -33,6 +33,7 @@ pub fn classify(ip: IpAddr, tailnet: &[IpAddr]) -> &'static str {
 /// Lists LISTEN sockets on the gateway port and the ingress port (Linux `/proc/net/tcp{,6}`).
 pub(super) fn sockets(
     port: u16,
+    bind: crate::config::BindMode,
     ingress: Option<SocketAddr>,
     tailnet: &[IpAddr],
     checks: &mut Vec<Check>,
@@ -55,12 +56,28 @@ pub(super) fn sockets(
             "gateway"
         };
         let detail = format!("{addr} {class} — {role}");
-        checks.push(if class == "public" || class == "all-interfaces" && role == "gateway" {
+        // `bind: lan` (and `auto` without a tailnet) listen on all interfaces by design; plaintext
+        // from public and tailnet peers is still refused per connection (documented setup).
+        let by_design = class == "all-interfaces"
+            && matches!(
+                bind,
+                crate::config::BindMode::Lan | crate::config::BindMode::Auto
+            );
+        checks.push(if by_design {
+            pass("listener", format!("{detail} (bind {}: LAN clients; plaintext from public or tailnet addresses refused per connection)", bind_name(bind)))
+        } else if class == "public" || class == "all-interfaces" && role == "gateway" {
             fail("listener", detail, "plaintext ws on public addresses is refused per connection; prefer bind loopback/tailnet with Serve")
         } else {
             pass("listener", detail)
         });
     }
+}
+
+fn bind_name(b: crate::config::BindMode) -> String {
+    serde_json::to_value(b)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Parses one `/proc/net/tcp[6]` line in LISTEN state (st = 0A) into its local address.

@@ -11,29 +11,41 @@ use super::TargetArgs;
 pub enum DevicesCmd {
     /// Pending requests and paired devices.
     List(TargetArgs),
-    /// Approve a pending request (or the newest with --latest).
+    /// Approve a pending request; --latest shows the newest one and asks for --yes.
+    #[command(
+        after_help = "Examples:\n  clawgate devices approve <requestId>\n  clawgate devices approve --latest        # show the newest request\n  clawgate devices approve --latest --yes  # approve it"
+    )]
     Approve {
+        /// The request id (from `clawgate devices list` or the PAIRING_REQUIRED log line).
         request_id: Option<String>,
+        /// Pick the newest pending request: shows it, approves only with --yes.
         #[arg(long)]
         latest: bool,
+        /// With --latest: approve without asking.
+        #[arg(long, requires = "latest")]
+        yes: bool,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Reject a pending request.
     Reject {
+        /// The request id (from `clawgate devices list`).
         request_id: String,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Remove a paired device (closes its connections).
     Remove {
+        /// The device id (from `clawgate devices list`).
         device_id: String,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Set a device's label.
     Rename {
+        /// The device id (from `clawgate devices list`).
         device_id: String,
+        /// The new display name.
         label: String,
         #[command(flatten)]
         target: TargetArgs,
@@ -46,9 +58,11 @@ pub enum DevicesCmd {
 
 #[derive(Args, Debug)]
 pub struct TokenOp {
+    /// The device id (from `clawgate devices list`).
     #[arg(long)]
     pub device: String,
-    #[arg(long)]
+    /// The role whose token to change.
+    #[arg(long, value_parser = ["operator", "node"])]
     pub role: String,
     /// Scopes for the rotated token (repeatable); default: unchanged.
     #[arg(long = "scope")]
@@ -63,6 +77,7 @@ pub enum NodesCmd {
     List(TargetArgs),
     /// One node.
     Describe {
+        /// The node id (from `clawgate nodes list`).
         node_id: String,
         #[command(flatten)]
         target: TargetArgs,
@@ -71,27 +86,33 @@ pub enum NodesCmd {
     Pending(TargetArgs),
     /// Approve a node's command surface.
     Approve {
+        /// The request id (from `clawgate nodes pending`).
         request_id: String,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Reject a node's command surface.
     Reject {
+        /// The request id (from `clawgate nodes pending`).
         request_id: String,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Invoke a command on a node.
     Invoke {
+        /// Node id, display name or IP (as in `openclaw nodes invoke`).
         #[arg(long)]
         node: String,
+        /// The node command, e.g. system.which or system.run.
         #[arg(long)]
         command: String,
+        /// Command params as JSON.
         #[arg(long, default_value = "{}")]
         params: String,
         /// Node invoke timeout in ms.
         #[arg(long, default_value_t = 15_000)]
         invoke_timeout: u64,
+        /// Idempotency key (default: a random UUID); a retry with the same key runs once.
         #[arg(long)]
         idempotency_key: Option<String>,
         #[command(flatten)]
@@ -110,7 +131,7 @@ fn cell(v: &Value) -> String {
 
 /// Prints rows as an aligned table.
 fn table(title: &str, headers: &[&str], rows: Vec<Vec<String>>) {
-    println!("{title} ({})", rows.len());
+    crate::outln!("{title} ({})", rows.len());
     if rows.is_empty() {
         return;
     }
@@ -128,9 +149,9 @@ fn table(title: &str, headers: &[&str], rows: Vec<Vec<String>>) {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    println!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
+    crate::outln!("{}", line(headers.iter().map(|h| h.to_string()).collect()));
     for r in rows {
-        println!("{}", line(r));
+        crate::outln!("{}", line(r));
     }
 }
 
@@ -153,7 +174,7 @@ async fn show(
     match rpc(t, method, params).await? {
         RpcOutcome::Ok(v) => {
             if t.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 render(&v);
             }
@@ -210,20 +231,27 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
         DevicesCmd::Approve {
             request_id,
             latest,
+            yes,
             target,
         } => {
             let id = match (request_id, latest) {
-                (Some(id), _) => id,
+                (Some(id), false) => id,
+                (Some(_), true) => {
+                    return Ok(super::client_cmds::usage_error(
+                        target.json,
+                        "give a requestId or --latest, not both",
+                    ))
+                }
                 (None, true) => match latest_request(&target).await? {
-                    Some(id) => id,
-                    None => {
-                        eprintln!("no pending pairing requests");
-                        return Ok(1);
-                    }
+                    Ok(req) if yes => cell(&req["requestId"]),
+                    Ok(req) => return Ok(show_latest(&req, target.json)),
+                    Err(code) => return Ok(code),
                 },
                 (None, false) => {
-                    eprintln!("error: give a requestId (see `clawgate devices list`) or --latest");
-                    return Ok(2);
+                    return Ok(super::client_cmds::usage_error(
+                        target.json,
+                        "give a requestId (see `clawgate devices list`) or --latest",
+                    ))
                 }
             };
             show(
@@ -231,7 +259,7 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
                 "device.pair.approve",
                 json!({"requestId": id}),
                 |v| {
-                    println!(
+                    crate::outln!(
                         "approved {} for device {}",
                         id,
                         cell(&v["device"]["deviceId"])
@@ -245,7 +273,7 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
                 &target,
                 "device.pair.reject",
                 json!({"requestId": request_id}),
-                |v| println!("rejected request for device {}", cell(&v["deviceId"])),
+                |v| crate::outln!("rejected request for device {}", cell(&v["deviceId"])),
             )
             .await
         }
@@ -254,7 +282,7 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
                 &target,
                 "device.pair.remove",
                 json!({"deviceId": device_id}),
-                |v| println!("removed {}", cell(&v["deviceId"])),
+                |v| crate::outln!("removed {}", cell(&v["deviceId"])),
             )
             .await
         }
@@ -267,7 +295,7 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
                 &target,
                 "device.pair.rename",
                 json!({"deviceId": device_id, "label": label}),
-                |v| println!("renamed {} to {}", cell(&v["deviceId"]), cell(&v["label"])),
+                |v| crate::outln!("renamed {} to {}", cell(&v["deviceId"]), cell(&v["label"])),
             )
             .await
         }
@@ -277,7 +305,7 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
                 p["scopes"] = json!(op.scopes);
             }
             show(&op.target, "device.token.rotate", p, |v| {
-                println!(
+                crate::outln!(
                     "rotated {} token of {} (scopes {}; token {})",
                     cell(&v["role"]),
                     cell(&v["deviceId"]),
@@ -293,7 +321,7 @@ pub async fn devices(cmd: DevicesCmd) -> anyhow::Result<i32> {
                 "device.token.revoke",
                 json!({"deviceId": op.device, "role": op.role}),
                 |v| {
-                    println!(
+                    crate::outln!(
                         "revoked {} token of {}",
                         cell(&v["role"]),
                         cell(&v["deviceId"])
@@ -324,7 +352,7 @@ async fn resolve_node(t: &TargetArgs, wanted: &str) -> anyhow::Result<Result<Str
         [one] => Ok(Ok(one["nodeId"].as_str().unwrap_or(wanted).to_string())),
         [] => Ok(Ok(wanted.to_string())),
         _ => {
-            eprintln!(
+            crate::errln!(
                 "error: --node {wanted:?} matches {} nodes; use the node id (clawgate nodes list)",
                 matches.len()
             );
@@ -333,16 +361,56 @@ async fn resolve_node(t: &TargetArgs, wanted: &str) -> anyhow::Result<Result<Str
     }
 }
 
-async fn latest_request(t: &TargetArgs) -> anyhow::Result<Option<String>> {
-    let RpcOutcome::Ok(v) = rpc(t, "device.pair.list", json!({})).await? else {
-        return Ok(None);
+/// The newest pending request, or the exit code after reporting why there is none.
+async fn latest_request(t: &TargetArgs) -> anyhow::Result<Result<Value, i32>> {
+    let v = match rpc(t, "device.pair.list", json!({})).await? {
+        RpcOutcome::Ok(v) => v,
+        RpcOutcome::Failed(code) => return Ok(Err(code)),
     };
     let newest = v["pending"].as_array().and_then(|a| {
         a.iter()
             .max_by_key(|r| r["ts"].as_i64().unwrap_or(0))
             .cloned()
     });
-    Ok(newest.and_then(|r| r["requestId"].as_str().map(str::to_string)))
+    match newest {
+        Some(r) if r["requestId"].is_string() => Ok(Ok(r)),
+        _ => {
+            let msg = "no pending pairing requests";
+            if t.json {
+                crate::outln!("{}", super::out::json_error("NO_PENDING", msg, None));
+            }
+            crate::errln!("error: {msg}");
+            Ok(Err(1))
+        }
+    }
+}
+
+/// `approve --latest` without `--yes`: shows the request and the explicit command (exit 1, as
+/// `openclaw devices approve --latest`: nothing was approved).
+fn show_latest(req: &Value, as_json: bool) -> i32 {
+    let id = cell(&req["requestId"]);
+    let command = format!("clawgate devices approve {id}");
+    if as_json {
+        crate::outln!(
+            "{}",
+            json!({"ok": false, "selected": req, "approveCommand": command, "error": {"code": "NOT_APPROVED", "message": "--latest only selects; approve explicitly"}})
+        );
+    } else {
+        crate::outln!("Selected pending device request {id}");
+        crate::outln!(
+            "  Device: {} ({}, {})",
+            cell(&req["deviceId"]),
+            cell(&req["displayName"]),
+            cell(&req["remoteIp"])
+        );
+        crate::outln!(
+            "  Requested: role {} scopes {}",
+            cell(&req["role"]),
+            cell(&req["scopes"])
+        );
+        crate::outln!("Approve it: {command}   (or: clawgate devices approve --latest --yes)");
+    }
+    1
 }
 
 pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
@@ -369,7 +437,7 @@ pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
         }
         NodesCmd::Describe { node_id, target } => {
             show(&target, "node.describe", json!({"nodeId": node_id}), |v| {
-                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                crate::outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
             })
             .await
         }
@@ -398,7 +466,7 @@ pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
                 "node.pair.approve",
                 json!({"requestId": request_id}),
                 |v| {
-                    println!(
+                    crate::outln!(
                         "approved commands for node {}: {}",
                         cell(&v["node"]["nodeId"]),
                         cell(&v["node"]["commands"])
@@ -412,7 +480,7 @@ pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
                 &target,
                 "node.pair.reject",
                 json!({"requestId": request_id}),
-                |v| println!("rejected surface of node {}", cell(&v["nodeId"])),
+                |v| crate::outln!("rejected surface of node {}", cell(&v["nodeId"])),
             )
             .await
         }
@@ -427,7 +495,7 @@ pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
             let params: Value = match serde_json::from_str(&params) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("error: --params is not valid JSON: {e}");
+                    crate::errln!("error: --params is not valid JSON: {e}");
                     return Ok(2);
                 }
             };
@@ -443,7 +511,7 @@ pub async fn nodes(cmd: NodesCmd) -> anyhow::Result<i32> {
                     .as_str()
                     .and_then(|s| serde_json::from_str::<Value>(s).ok())
                     .unwrap_or(v["payload"].clone());
-                println!(
+                crate::outln!(
                     "{}",
                     serde_json::to_string_pretty(&payload).unwrap_or_default()
                 );
@@ -459,16 +527,21 @@ pub struct QrArgs {
     #[arg(long)]
     pub url: Option<String>,
     /// Bootstrap profile: limited (node + bounded operator) or node.
-    #[arg(long, default_value = "limited")]
+    #[arg(long, default_value = "limited", value_parser = ["limited", "node"])]
     pub profile: String,
+    /// Print only the setup code (no QR, no explanation).
     #[arg(long)]
     pub setup_code_only: bool,
+    /// Machine-readable JSON.
     #[arg(long)]
     pub json: bool,
+    /// Gateway token (default: configured or generated).
     #[arg(long)]
     pub token: Option<String>,
+    /// Gateway password (default: configured).
     #[arg(long)]
     pub password: Option<String>,
+    /// Config file.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
 }
@@ -493,21 +566,21 @@ pub async fn qr(q: QrArgs) -> anyhow::Result<i32> {
     };
     let code = v["setupCode"].as_str().unwrap_or_default();
     if q.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if q.setup_code_only {
-        println!("{code}");
+        crate::outln!("{code}");
     } else {
         if let Some(art) = crate::pairing::setup_code::qr_text(&format!("oc-pair://{code}")) {
-            println!("{art}");
+            crate::outln!("{art}");
         }
-        println!("setup code: {code}");
-        println!(
+        crate::outln!("setup code: {code}");
+        crate::outln!(
             "gateway: {} ({}), access: {}, single use, expires in 10 minutes",
             cell(&v["gatewayUrl"]),
             cell(&v["urlSource"]),
             cell(&v["access"])
         );
-        println!("node host: openclaw node run --pair \"oc-pair://{code}\"");
+        crate::outln!("node host: openclaw node run --pair \"oc-pair://{code}\"");
     }
     Ok(0)
 }

@@ -23,34 +23,41 @@ fn overrides(a: &RunArgs) -> Overrides {
     }
 }
 
-fn settings_for_run(over: &Overrides) -> anyhow::Result<(Settings, bool)> {
-    let mut s = config::load(over, &config::process_env)?;
+/// Settings validated and the state dir secured (0700), nothing else written yet.
+fn settings_for_run(over: &Overrides) -> anyhow::Result<Settings> {
+    let s = config::load(over, &config::process_env)?;
     let root = &s.paths.state_dir;
     let loosened = crate::state::secure_root(root)
         .with_context(|| format!("cannot create the state dir {}", root.display()))?;
     if let Some(mode) = loosened {
         tracing::warn!(dir = %root.display(), "state dir was mode {mode:o}: tightened to 0700");
     }
-    let mut generated = false;
-    if s.auth.mode == AuthMode::Token && s.auth.token.is_none() {
-        let (tok, created) =
-            secrets::load_or_generate_token(&s.paths.state_dir).with_context(|| {
-                format!(
-                    "cannot store the generated token in {}",
-                    s.paths.state_dir.display()
-                )
-            })?;
-        secrets::use_generated_token(&mut s, tok)?;
-        generated = created;
+    Ok(s)
+}
+
+/// For token auth without a configured token: the generated one (created on first use).
+/// Called only once the state dir is locked and the listeners are bound, so a refused start
+/// never leaves a token behind that no banner showed.
+fn generated_token(s: &mut Settings) -> anyhow::Result<bool> {
+    if s.auth.mode != AuthMode::Token || s.auth.token.is_some() {
+        return Ok(false);
     }
-    Ok((s, generated))
+    let (tok, created) =
+        secrets::load_or_generate_token(&s.paths.state_dir).with_context(|| {
+            format!(
+                "cannot store the generated token in {}",
+                s.paths.state_dir.display()
+            )
+        })?;
+    secrets::use_generated_token(s, tok)?;
+    Ok(created)
 }
 
 pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     crate::server::fdlimit::raise(); // before the budget reads it (threats.md RL-1)
     let over = overrides(&a);
-    let (settings, generated) = settings_for_run(&over)?;
-    let identity = Identity::load_or_create(&settings.paths.state_dir)?;
+    let mut settings = settings_for_run(&over)?;
+    // The state-dir lock first: a second gateway on this dir must change nothing.
     let pairing = crate::pairing::store::Store::open(&settings.paths.state_dir)?;
     // After the state-dir lock: no other gateway can be writing these temp files.
     for stale in crate::state::remove_stale_temps(&settings.paths.state_dir)? {
@@ -61,6 +68,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     }
     let tls = start_tls(&settings)?;
     let listeners = listen::bind_all(&settings)?;
+    let identity = Identity::load_or_create(&settings.paths.state_dir)?;
+    let generated = generated_token(&mut settings)?;
+    super::coexist::expose_token(&settings);
     let gw = Gateway::new(settings, identity, pairing);
     if let Some(t) = tls {
         let _ = gw.tls.set(Arc::new(t));
@@ -74,6 +84,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     // right after it must drain, not kill.
     let signals = Signals::install();
     banner(&gw, generated);
+    ready_event(&gw);
     signals.wait().await;
     tracing::info!("shutting down: notifying clients and draining");
     gw.shutdown().await;
@@ -93,11 +104,31 @@ fn start_tls(s: &Settings) -> anyhow::Result<Option<crate::tls::server::TlsServe
     Ok(Some(server))
 }
 
-/// Writes a banner line; a closed stdout (EPIPE) must not take the gateway down.
+/// The structured `ready` event (both log formats): listen URLs, version, device id.
+fn ready_event(gw: &Gateway) {
+    let urls: Vec<String> = gw
+        .listen_addrs
+        .lock()
+        .map(|v| v.iter().map(|a| format!("ws://{a}")).collect())
+        .unwrap_or_default();
+    tracing::info!(
+        event = %"ready",
+        listen = %urls.join(","),
+        version = %env!("CARGO_PKG_VERSION"),
+        device_id = %gw.identity.device_id,
+        "ready"
+    );
+}
+
+/// Writes a banner line; a closed stdout (EPIPE) must not take the gateway down. With
+/// `--log-format json` the line is a structured `banner` event on stderr instead.
 macro_rules! out {
     ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
+        if super::logging::json_logs() {
+            tracing::info!(event = %"banner", "{}", format_args!($($t)*));
+        } else {
+            crate::outln!($($t)*);
+        }
     }};
 }
 
@@ -169,11 +200,12 @@ fn banner(gw: &Gateway, generated: bool) {
     }
 }
 
-/// SE-1: the new token goes to a terminal only; a pipe or the journal gets where it is stored.
+/// SE-1: the new token goes to a terminal only (never into a log event, whatever the log
+/// format); a pipe or the journal gets where it is stored.
 fn generated_token_line(s: &Settings) {
     use std::io::IsTerminal as _;
     match &s.auth.token {
-        Some(t) if std::io::stdout().is_terminal() => out!("token: {}", t.expose()),
+        Some(t) if std::io::stdout().is_terminal() => crate::outln!("token: {}", t.expose()),
         _ => out!(
             "token: generated and stored in {} (not printed: stdout is not a terminal)",
             secrets::token_file(&s.paths.state_dir).display()
@@ -228,7 +260,7 @@ pub fn config_check(path: Option<PathBuf>, as_json: bool) -> anyhow::Result<i32>
     let s = match config::load(&over, &config::process_env) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{e}");
+            crate::errln!("{e}");
             return Ok(1);
         }
     };
@@ -236,13 +268,13 @@ pub fn config_check(path: Option<PathBuf>, as_json: bool) -> anyhow::Result<i32>
     let warnings = config::unsupported::warnings(&s.file);
     v["warnings"] = serde_json::json!(warnings);
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for w in &warnings {
-            eprintln!("warning: {w}");
+            crate::errln!("warning: {w}");
         }
-        println!("config OK: {}", s.paths.config_path.display());
-        println!("{}", serde_json::to_string_pretty(&v["gateway"])?);
+        crate::outln!("config OK: {}", s.paths.config_path.display());
+        crate::outln!("{}", serde_json::to_string_pretty(&v["gateway"])?);
     }
     Ok(0)
 }

@@ -17,8 +17,12 @@ use crate::tls::{cert, TlsSettings};
 #[derive(Subcommand, Debug)]
 pub enum TlsCmd {
     /// Print the SHA-256 fingerprint of the gateway certificate (64 lowercase hex).
+    #[command(
+        after_help = "Examples:\n  clawgate tls fingerprint\n  clawgate tls fingerprint --json"
+    )]
     Fingerprint(TlsArgs),
     /// Re-issue the self-signed gateway certificate; prints the old and new fingerprints.
+    #[command(after_help = "Examples:\n  clawgate tls rotate\n  clawgate tls rotate --new-key")]
     Rotate {
         #[command(flatten)]
         args: TlsArgs,
@@ -30,8 +34,10 @@ pub enum TlsCmd {
 
 #[derive(Args, Debug)]
 pub struct TlsArgs {
-    #[arg(long)]
+    /// Config file (default: $OPENCLAW_CONFIG_PATH, else ~/.openclaw/openclaw.json).
+    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }
@@ -50,9 +56,9 @@ fn settings(a: &TlsArgs) -> anyhow::Result<Result<(TlsSettings, config::Settings
 
 fn emit(json_out: bool, v: Value, text: String) {
     if json_out {
-        println!("{v}");
+        crate::outln!("{v}");
     } else {
-        println!("{text}");
+        crate::outln!("{text}");
     }
 }
 
@@ -98,12 +104,12 @@ fn rotate(a: &TlsArgs, new_key: bool) -> anyhow::Result<i32> {
     let (t, s) = match settings(a)? {
         Ok(x) => x,
         Err(why) => {
-            eprintln!("error: {why}");
+            crate::errln!("error: {why}");
             return Ok(1);
         }
     };
     if s.file.gateway.tls.cert_path.is_some() {
-        eprintln!(
+        crate::errln!(
             "error: gateway.tls.certPath names your own certificate ({}); replace that file to rotate it (the gateway reloads it)",
             t.cert_path.display()
         );

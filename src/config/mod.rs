@@ -6,6 +6,9 @@
 //! [`validate`], or a [`ConfigError`] naming the key and the fix — never a
 //! fallback to weaker settings.
 
+pub mod diagnose;
+pub mod docs;
+pub mod docs_text;
 pub mod file;
 pub mod origin;
 pub mod proxy;
@@ -263,8 +266,13 @@ pub fn read_file(paths: &Paths) -> Result<FileConfig, ConfigError> {
 
 /// Parses JSON5 text into the file schema, naming the offending key on error.
 pub fn parse_file(text: &str) -> Result<FileConfig, ConfigError> {
-    let value: Value = json5::from_str(text)
-        .map_err(|e| ConfigError::new("", format!("not valid JSON5: {e}"), "fix the syntax"))?;
+    let value: Value = json5::from_str(text).map_err(|e| {
+        ConfigError::new(
+            "",
+            diagnose::syntax_problem(text, &e),
+            "fix the JSON5 syntax there (docs/configuration.md has a complete example)",
+        )
+    })?;
     if value.get("$include").is_some() {
         return Err(ConfigError::new(
             "$include",
@@ -274,22 +282,27 @@ pub fn parse_file(text: &str) -> Result<FileConfig, ConfigError> {
     }
     let cfg: FileConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        ConfigError::new(
-            path,
-            e.inner().to_string(),
-            "use a key and value documented in docs/configuration.md",
-        )
+        let msg = e.inner().to_string();
+        match diagnose::unknown_field(&path, &msg) {
+            Some((problem, fix)) => ConfigError::new(path, problem, fix),
+            None => ConfigError::new(path, msg, diagnose::DOC_FIX),
+        }
     })?;
     if let Some(k) = cfg
         .other
         .keys()
         .find(|k| !file::IGNORED_TOP_LEVEL.contains(&k.as_str()))
     {
-        return Err(ConfigError::new(
-            k.clone(),
-            "unknown top-level key",
-            "remove it or fix its spelling (clawgate reads `gateway` and `discovery`)",
-        ));
+        let mut known = vec!["gateway", "discovery", "plugins"];
+        known.extend_from_slice(file::IGNORED_TOP_LEVEL);
+        let fix = match diagnose::suggest(k, &known) {
+            Some(best) => format!("did you mean `{best}`? ({})", diagnose::DOC_FIX),
+            None => format!(
+                "remove it or fix its spelling (clawgate reads `gateway` and `discovery`; {})",
+                diagnose::DOC_FIX
+            ),
+        };
+        return Err(ConfigError::new(k.clone(), "unknown top-level key", fix));
     }
     Ok(cfg)
 }

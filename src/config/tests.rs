@@ -85,8 +85,11 @@ fn unknown_keys_name_the_path() {
     let e = parse_file(r#"{ gateway: { auth: { mdoe: "token" } } }"#).unwrap_err();
     assert_eq!(e.key, "gateway.auth.mdoe");
     assert!(e.problem.contains("mdoe"), "{e}");
+    assert!(e.fix.contains("did you mean `gateway.auth.mode`?"), "{e}");
+    assert!(e.fix.contains("docs/configuration.md"), "{e}");
     let e = parse_file(r#"{ gatway: {} }"#).unwrap_err();
     assert_eq!(e.key, "gatway");
+    assert!(e.fix.contains("did you mean `gateway`?"), "{e}");
     assert!(parse_file(r#"{ agents: { x: 1 }, channels: {}, gateway: {} }"#).is_ok());
 }
 
@@ -100,6 +103,12 @@ fn bad_values_name_the_key() {
     assert_eq!(e.key, env::BIND);
     let e = parse_file("{ gateway: ").unwrap_err();
     assert!(e.problem.contains("JSON5"));
+    let e = parse_file("{\n gateway: { port: 1,\n  bind: \"lan\" }\n").unwrap_err();
+    assert!(e.problem.contains("missing `}`"), "{e}");
+    assert!(
+        e.problem.contains("line 1") && !e.problem.contains("boolean"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! CLI glue: `clawgate discover` and `clawgate dns setup` (clap `Args` + runners).
 //!
 //! Invariants: `discover` prints routing data (SRV host/port, addresses) and marks TXT-derived
-//! values as hints; exit status 0 when at least one gateway was found, 1 otherwise.
+//! values as hints; exit status 0 when the browse ran (found or not), 1 when every browse failed.
 //! `dns setup` never changes anything: it prints the Tailscale admin steps for split DNS and
 //! reports the checks it could run (local tailnet address, zone file, direct query, split DNS).
 
@@ -59,24 +59,30 @@ pub async fn run_discover(args: DiscoverArgs) -> anyhow::Result<i32> {
     }
     if args.json {
         let v = serde_json::json!({ "count": beacons.len(), "beacons": beacons, "errors": errors });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print_human(&beacons, &errors);
     }
-    Ok(if beacons.is_empty() { 1 } else { 0 })
+    // Nothing found is an answer, not a failure (ADR 0105): 1 only when every browse failed.
+    let browsed = args.domain.is_some() as usize + 1;
+    Ok(if beacons.is_empty() && errors.len() >= browsed {
+        1
+    } else {
+        0
+    })
 }
 
 fn print_human(beacons: &[Beacon], errors: &[String]) {
     for e in errors {
-        eprintln!("warning: {e}");
+        crate::errln!("warning: {e}");
     }
     if beacons.is_empty() {
-        println!("no gateways found");
+        crate::outln!("no gateways found");
         return;
     }
     for b in beacons {
         let addrs: Vec<String> = b.addresses.iter().map(ToString::to_string).collect();
-        println!(
+        crate::outln!(
             "{}  {}  ({})  [{}]",
             b.ws_url,
             b.instance_name,
@@ -84,10 +90,10 @@ fn print_human(beacons: &[Beacon], errors: &[String]) {
             addrs.join(", ")
         );
         if let Some(fp) = &b.tls_fingerprint_hint {
-            println!("    advertised TLS sha256 (unverified hint, not a pin): {fp}");
+            crate::outln!("    advertised TLS sha256 (unverified hint, not a pin): {fp}");
         }
         if !b.tls_hint && !b.plaintext_allowed {
-            println!(
+            crate::outln!(
                 "    plaintext ws:// to a tailnet/public address is refused by policy; use wss://"
             );
         }
@@ -157,27 +163,35 @@ async fn direct_ptr(server: SocketAddr, qname: &str) -> anyhow::Result<usize> {
 }
 
 fn check(ok: bool, what: &str) -> bool {
-    println!("  [{}] {what}", if ok { "ok" } else { "!!" });
+    crate::outln!("  [{}] {what}", if ok { "ok" } else { "!!" });
     ok
 }
 
 fn print_steps(domain: &str, ns: &str, port: u16, ips: &[IpAddr], zone_path: &std::path::Path) {
-    println!("Wide-area discovery for {domain}");
-    println!("  zone file: {}", zone_path.display());
-    println!("  tailnet addresses: {ips:?}\n");
-    println!("Tailscale admin console (https://login.tailscale.com/admin/dns):");
-    println!("  1. Nameservers → Add nameserver → Custom…");
-    println!("  2. Nameserver: {ns}");
-    println!("  3. Turn on \"Restrict to domain\" (split DNS) and enter: {domain}");
-    println!("  4. Save. Keep MagicDNS on; clients resolve {domain} through 100.100.100.100.");
-    println!("  5. ACLs must let clients reach UDP+TCP port {port} on {ns}.");
+    crate::outln!("Wide-area discovery for {domain}");
+    crate::outln!("  zone file: {}", zone_path.display());
+    let shown: Vec<String> = ips.iter().map(ToString::to_string).collect();
+    crate::outln!(
+        "  tailnet addresses: {}\n",
+        if shown.is_empty() {
+            "none found".into()
+        } else {
+            shown.join(", ")
+        }
+    );
+    crate::outln!("Tailscale admin console (https://login.tailscale.com/admin/dns):");
+    crate::outln!("  1. Nameservers → Add nameserver → Custom…");
+    crate::outln!("  2. Nameserver: {ns}");
+    crate::outln!("  3. Turn on \"Restrict to domain\" (split DNS) and enter: {domain}");
+    crate::outln!("  4. Save. Keep MagicDNS on; clients resolve {domain} through 100.100.100.100.");
+    crate::outln!("  5. ACLs must let clients reach UDP+TCP port {port} on {ns}.");
     if port == 53 {
-        println!("  6. Port 53 needs privileges: run as a service with AmbientCapabilities=CAP_NET_BIND_SERVICE");
-        println!("     or `sudo setcap cap_net_bind_service=+ep $(command -v clawgate)`.");
+        crate::outln!("  6. Port 53 needs privileges: run as a service with AmbientCapabilities=CAP_NET_BIND_SERVICE");
+        crate::outln!("     or `sudo setcap cap_net_bind_service=+ep $(command -v clawgate)`.");
     }
-    println!("\nVerify from another tailnet device:");
-    println!("  dig @{ns} -p {port} _openclaw-gw._tcp.{domain} PTR +short");
-    println!("  clawgate discover --domain {domain}\n");
+    crate::outln!("\nVerify from another tailnet device:");
+    crate::outln!("  dig @{ns} -p {port} _openclaw-gw._tcp.{domain} PTR +short");
+    crate::outln!("  clawgate discover --domain {domain}\n");
 }
 
 async fn run_checks(
@@ -186,7 +200,7 @@ async fn run_checks(
     port: u16,
     zone_path: &std::path::Path,
 ) -> bool {
-    println!("Checks:");
+    crate::outln!("Checks:");
     let mut all = check(v4.is_some(), "a tailnet IPv4 is configured on this host");
     let zone_msg = "the zone file exists (the gateway is running with the domain set)";
     all &= check(zone_path.exists(), zone_msg);
@@ -196,13 +210,27 @@ async fn run_checks(
             &format!("_openclaw-gw._tcp.{domain}."),
         )
         .await;
-        let msg = format!("the embedded server answers PTR on {ip}:{port} ({r:?})");
+        let msg = format!(
+            "the embedded server answers PTR on {ip}:{port} ({})",
+            outcome(&r)
+        );
         all &= check(matches!(r, Ok(n) if n > 0), &msg);
     }
     let split = browse::browse_wide_area(domain).await.map(|b| b.len());
-    let msg = format!("the system resolver (split DNS) returns gateways ({split:?})");
+    let msg = format!(
+        "the system resolver (split DNS) returns gateways ({})",
+        outcome(&split)
+    );
     all &= check(matches!(split, Ok(n) if n > 0), &msg);
     all
+}
+
+/// `3 answers` or the error's message (never Rust debug output).
+fn outcome<E: std::fmt::Display>(r: &Result<usize, E>) -> String {
+    match r {
+        Ok(n) => format!("{n} answer(s)"),
+        Err(e) => format!("failed: {e}"),
+    }
 }
 
 /// Run `clawgate dns setup`: print steps, run checks; exit 0 when all checks passed,
@@ -213,7 +241,7 @@ pub async fn run_dns_setup(args: DnsSetupArgs) -> anyhow::Result<i32> {
         .as_deref()
         .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
     else {
-        eprintln!("no domain: pass --domain or set discovery.wideArea.domain (e.g. \"openclaw.internal\")");
+        crate::errln!("no domain: pass --domain or set discovery.wideArea.domain (e.g. \"openclaw.internal\")");
         return Ok(2);
     };
     let ips = if args.tailnet_ip.is_empty() {

@@ -66,7 +66,7 @@ pub async fn run(
         let io = GuardedIo::new(TokioIo::new(up), MAX_PREAUTH_PAYLOAD_BYTES);
         let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(ws_config())).await;
         if let Some(reason) = refusal {
-            tracing::warn!(host = ?t.host, "refused before connect: {reason}");
+            tracing::warn!(host = %t.host.as_deref().unwrap_or("-"), "refused before connect: {reason}");
             return close_ws(&mut ws, close::POLICY, &reason).await;
         }
         let Some(permit) = permit else {
@@ -218,7 +218,8 @@ async fn handshake(
                 Ok(p) => p,
                 Err(r) => {
                     // Throttled: fresh identities can flood pairing requests (RL-5).
-                    crate::throttled_info!(gw.refusal_log, "connect held for pairing", code = ?r.error.detail_code(), "connect held for pairing: {}", r.error.message);
+                    let request_id = pending_request_id(&r);
+                    crate::throttled_info!(gw.refusal_log, "connect held for pairing", code = %r.error.detail_code().unwrap_or("-"), request_id = %request_id, approve = %format_args!("clawgate devices approve {request_id}"), "connect held for pairing: {}", r.error.message);
                     return Err(reject(ws, &id, &r).await);
                 }
             };
@@ -237,8 +238,18 @@ async fn handshake(
 
 /// Answers a refused `connect`, logging it through the refusal throttle (RL-3).
 async fn refuse(gw: &Gateway, ws: &mut Ws, id: &str, r: &Rejection) -> Option<Closing> {
-    crate::throttled_info!(gw.refusal_log, "connect refused", code = ?r.error.detail_code(), "connect refused: {}", r.error.message);
+    crate::throttled_info!(gw.refusal_log, "connect refused", code = %r.error.detail_code().unwrap_or("-"), "connect refused: {}", r.error.message);
     reject(ws, id, r).await
+}
+
+/// The pairing request id a `PAIRING_REQUIRED` rejection carries (for the log line).
+fn pending_request_id(r: &Rejection) -> &str {
+    r.error
+        .details
+        .as_ref()
+        .and_then(|d| d.get("requestId"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("-")
 }
 
 async fn reject(ws: &mut Ws, id: &str, r: &Rejection) -> Option<Closing> {

@@ -143,7 +143,8 @@ pub async fn handle_via(
         ));
     }
     let mut resp = match req.uri().path() {
-        "/health" | "/healthz" => json(
+        "/" => text(StatusCode::OK, "text/plain; charset=utf-8", ROOT_PAGE),
+        "/health" | "/healthz" | "/livez" => json(
             StatusCode::OK,
             serde_json::json!({"ok": true, "status": "live"}),
         ),
@@ -156,6 +157,15 @@ pub async fn handle_via(
     }
     Ok(resp)
 }
+
+/// `GET /`: where OpenClaw clients advertise a dashboard, a short plain answer (not a 404).
+const ROOT_PAGE: &str = concat!(
+    "clawgate ",
+    env!("CARGO_PKG_VERSION"),
+    ": an OpenClaw gateway (protocol v4) on this address over WebSocket.\n",
+    "There is no web dashboard. On the gateway host: clawgate status, clawgate doctor,\n",
+    "openclaw gateway health. Probes: /livez /healthz /readyz /startupz.\n"
+);
 
 /// Probe details (exposure, addresses) only for a genuinely local caller (protocol.md §20):
 /// a direct loopback peer that is not a userspace tailscaled forward.
@@ -182,6 +192,8 @@ fn readiness(gw: &Gateway, detail: bool) -> Resp {
     let mut body =
         serde_json::json!({"ready": ready, "failing": failing, "uptimeMs": gw.uptime_ms()});
     if detail {
+        // For `clawgate doctor` on this host: the live bind (flags included), not the file's.
+        body["gateway"] = serde_json::json!({"bind": gw.settings.bind, "port": gw.settings.port});
         body["exposure"] = gw.exposure.report();
         body["audit"] = gw.audit.json();
         if let Some(t) = gw.tls.get() {

@@ -358,6 +358,15 @@ struct SetupParams {
     bootstrap_profile: Option<String>,
 }
 
+/// Why there is no setup URL, worded for the bind in use.
+fn no_url_message(bind: crate::config::BindMode) -> &'static str {
+    use crate::config::BindMode;
+    match bind {
+        BindMode::Loopback => "Gateway is only bound to loopback: pass a reachable URL (clawgate qr --url wss://<name> or ws://<LAN address>:<port>), or bind to a private address",
+        _ => "No URL for the setup code: the gateway listens beyond loopback but cannot tell which address a device should use; pass it (clawgate qr --url ws://<LAN address>:<port>) or set gateway.remote.url",
+    }
+}
+
 /// Where the setup code's URL comes from (protocol.md §15.4), and which source.
 fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static str), WireError> {
     let plugin = gw
@@ -381,10 +390,19 @@ fn setup_url(gw: &Gateway, explicit: Option<String>) -> Result<(String, &'static
         });
     // The Serve/Funnel endpoint (MagicDNS) is the one public source of truth once exposure is on.
     let tailscale = gw.exposure.public_url();
-    let (url, source) = [(explicit, "explicit"), (plugin, "plugin-config"), (tailscale, "tailscale-serve"), (remote, "remote-config"), (custom, "bind-custom")]
-        .into_iter()
-        .find_map(|(u, s)| u.map(|u| (u, s)))
-        .ok_or_else(|| WireError::invalid("Gateway is only bound to loopback: pass a reachable URL (clawgate qr --url wss://<name> or ws://<LAN address>:<port>), or bind to a private address").with_details(json!({"reason": "no-url"})))?;
+    let (url, source) = [
+        (explicit, "explicit"),
+        (plugin, "plugin-config"),
+        (tailscale, "tailscale-serve"),
+        (remote, "remote-config"),
+        (custom, "bind-custom"),
+    ]
+    .into_iter()
+    .find_map(|(u, s)| u.map(|u| (u, s)))
+    .ok_or_else(|| {
+        WireError::invalid(no_url_message(gw.settings.bind))
+            .with_details(json!({"reason": "no-url"}))
+    })?;
     let url = crate::pairing::setup_code::check_url(&url).map_err(|e| {
         WireError::invalid(e.to_string()).with_details(json!({"reason": "url-not-allowed"}))
     })?;
