@@ -34,7 +34,7 @@ test-rust:
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --release --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt
