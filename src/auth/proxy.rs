@@ -200,6 +200,25 @@ pub fn authorize_user(
     Ok(user.to_string())
 }
 
+/// Both decisions for one request. `peer` is the socket peer as far as proxy rules may trust
+/// it: the whois-attributed tailnet node for a userspace-tailscaled forward, and `None` for a
+/// loopback connection that could not be proven local — which may be a forwarded tailnet peer
+/// and so is never a proxy (it must not claim a user or a client address through headers).
+pub fn evaluate(
+    peer: Option<IpAddr>,
+    h: &HeaderMap,
+    p: &ProxySettings,
+    trusted_proxy_mode: Option<&TrustedProxySettings>,
+    is_local_address: impl Fn(IpAddr) -> Option<bool>,
+) -> (Hop, Option<Result<String, ProxyFailure>>) {
+    let Some(peer) = peer else {
+        let refused = trusted_proxy_mode.map(|_| Err(ProxyFailure::UntrustedSource));
+        return (Hop::Direct, refused);
+    };
+    let user = trusted_proxy_mode.map(|cfg| authorize_user(peer, h, p, cfg, is_local_address));
+    (attribute(peer, h, p), user)
+}
+
 /// Whether `ip` is one of this host's interface addresses (`None` if they cannot be read).
 pub fn is_host_address(ip: IpAddr) -> Option<bool> {
     let addrs = if_addrs::get_if_addrs().ok()?;

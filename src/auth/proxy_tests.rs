@@ -162,6 +162,28 @@ fn trusted_proxy_auth_follows_the_reference_order_px7() {
     assert_eq!(r("127.0.0.1", &bob, &cfg), ProxyFailure::UserNotAllowed);
 }
 
+#[test]
+fn an_unproven_loopback_peer_is_never_a_proxy() {
+    // Under a userspace tailscaled a tailnet peer arrives on 127.0.0.1; unless whois proved the
+    // socket local, it must not claim a user or a client address through headers (PX-7, §12.1).
+    let p = settings(&["127.0.0.1"], false);
+    let mut cfg = tp("x-forwarded-user");
+    cfg.allow_loopback = true;
+    let h = headers(&[
+        ("x-forwarded-user", "alice"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ]);
+    let (hop, user) = evaluate(None, &h, &p, Some(&cfg), |_| Some(false));
+    assert_eq!(hop, Hop::Direct);
+    assert_eq!(user, Some(Err(ProxyFailure::UntrustedSource)));
+    // The same request from a proven-local same-host proxy is attributed and authenticated.
+    let (hop, user) = evaluate(Some(ip("127.0.0.1")), &h, &p, Some(&cfg), |_| Some(false));
+    assert_eq!(hop.client(ip("127.0.0.1")), ip("203.0.113.7"));
+    assert_eq!(user, Some(Ok("alice".to_string())));
+    // Outside trusted-proxy mode no user is evaluated at all.
+    assert_eq!(evaluate(None, &h, &p, None, |_| Some(false)).1, None);
+}
+
 fn v4() -> impl Strategy<Value = IpAddr> {
     any::<[u8; 4]>().prop_map(|b| IpAddr::V4(Ipv4Addr::from(b)))
 }

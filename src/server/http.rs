@@ -217,28 +217,26 @@ fn startup(gw: &Gateway) -> Resp {
 }
 
 /// Trusted-proxy attribution and identity of a request (never on the dedicated Serve listener,
-/// whose source is whois-verified instead).
+/// whose source is whois-verified instead). A userspace-tailscaled forward is judged as its
+/// tailnet node, an unproven loopback peer never as a proxy.
 fn proxy_facts(
     auth: &crate::config::AuthSettings,
-    socket: std::net::IpAddr,
+    from: &Source,
     h: &HeaderMap,
     via: &Via,
 ) -> (Hop, Option<Result<String, proxy::ProxyFailure>>) {
     if via.peer().is_some() {
         return (Hop::Direct, None);
     }
-    let hop = proxy::attribute(socket, h, &auth.proxy);
-    let user = match (&auth.mode, &auth.proxy.trusted_proxy) {
-        (crate::config::AuthMode::TrustedProxy, Some(tp)) => Some(proxy::authorize_user(
-            socket,
-            h,
-            &auth.proxy,
-            tp,
-            proxy::is_host_address,
-        )),
+    let peer = match &from.origin {
+        Origin::Unproven(_) => None,
+        o => Some(o.attributed(from.socket.ip())),
+    };
+    let tp_mode = match auth.mode {
+        crate::config::AuthMode::TrustedProxy => auth.proxy.trusted_proxy.as_ref(),
         _ => None,
     };
-    (hop, user)
+    proxy::evaluate(peer, h, &auth.proxy, tp_mode, proxy::is_host_address)
 }
 
 /// Where an upgrade came from: the socket addresses and what the loopback guard said.
@@ -275,7 +273,7 @@ fn upgrade(
     // A forward is attributed to its tailnet node, a request through a configured trusted proxy
     // to its client: each gets its own budget and rate-limit bucket.
     let auth = gw.auth();
-    let (hop, proxy_user) = proxy_facts(&auth, from.socket.ip(), h, &via);
+    let (hop, proxy_user) = proxy_facts(&auth, &from, h, &via);
     let peer = match hop {
         Hop::Trusted { client, .. } => client,
         Hop::Direct | Hop::Unattributable { .. } => from.origin.attributed(from.socket.ip()),
