@@ -32,7 +32,8 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
             token: a.token.clone().map(Secret::new),
             password: a.password.clone().map(Secret::new),
             timeout,
-            pins: own_pins(a),
+            tls: tls_opts(a, own_pins(a)),
+            state_dir: None,
         }));
     }
     let s = config::load(
@@ -62,8 +63,22 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
         token,
         password,
         timeout,
-        pins: tls.iter().filter_map(own_pin).collect(),
+        tls: tls_opts(a, tls.iter().filter_map(own_pin).collect()),
+        state_dir: None,
     }))
+}
+
+/// Trust options from the TLS flags plus this host's own certificate pins.
+fn tls_opts(a: &TargetArgs, local_pins: Vec<String>) -> crate::client::TlsOpts {
+    use std::io::IsTerminal as _;
+    crate::client::TlsOpts {
+        fingerprint: a.tls.tls_fingerprint.clone(),
+        trust_fingerprint: a.tls.trust_fingerprint.clone(),
+        ca_file: a.tls.ca_file.clone(),
+        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        local_pins,
+        ..Default::default()
+    }
 }
 
 /// The fingerprint of this host's gateway certificate, if it can be read.

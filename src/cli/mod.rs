@@ -202,6 +202,22 @@ pub struct TargetArgs {
     /// Config file to read the port and credentials from.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// Certificate trust for `wss://` targets.
+#[derive(Args, Debug, Default, Clone)]
+pub struct TlsArgs {
+    /// Require this SHA-256 certificate fingerprint (wss:// only; overrides any stored pin for this call).
+    #[arg(long, value_name = "SHA256")]
+    pub tls_fingerprint: Option<String>,
+    /// Confirm first use of a self-signed gateway with this fingerprint and store it as the pin.
+    #[arg(long, value_name = "SHA256")]
+    pub trust_fingerprint: Option<String>,
+    /// Extra CA certificates (PEM) for verifying the gateway's certificate and host name.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -555,6 +555,7 @@ pub async fn qr(q: QrArgs) -> anyhow::Result<i32> {
         timeout: 10_000,
         json: q.json,
         config: q.config,
+        tls: Default::default(),
     };
     let mut params = json!({"bootstrapProfile": q.profile});
     if let Some(u) = &q.url {

@@ -10,13 +10,14 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::Secret;
 
+pub mod pins;
+
+pub use pins::{OpenError, TlsOpts};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {url}: {source}")]
-    Connect {
-        url: String,
-        source: tokio_tungstenite::tungstenite::Error,
-    },
+    Connect { url: String, source: OpenError },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("connection closed{}", .0.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
@@ -39,8 +40,10 @@ pub struct Target {
     pub token: Option<Secret>,
     pub password: Option<Secret>,
     pub timeout: Duration,
-    /// Leaf fingerprints trusted for `wss://` (this host's own gateway certificate).
-    pub pins: Vec<String>,
+    /// Certificate trust for `wss://`.
+    pub tls: TlsOpts,
+    /// Client state dir (device identity, device tokens, pins); `None` = token-only, no identity.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// A connected, authenticated client.
@@ -60,7 +63,7 @@ impl Client {
     }
 
     async fn connect_inner(t: &Target, mode: &str, scopes: &[&str]) -> Result<Client, ClientError> {
-        let ws = crate::tls::client::connect(&t.url, &t.pins)
+        let ws = pins::open(&t.url, &t.tls)
             .await
             .map_err(|source| ClientError::Connect {
                 url: t.url.clone(),
