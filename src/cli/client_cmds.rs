@@ -32,7 +32,7 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
             token: a.token.clone().map(Secret::new),
             password: a.password.clone().map(Secret::new),
             timeout,
-            tls: tls_opts(a, own_pins(a)),
+            tls: tls_opts(a, own_pins(a), None),
             state_dir: None,
         }));
     }
@@ -63,22 +63,32 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
         token,
         password,
         timeout,
-        tls: tls_opts(a, tls.iter().filter_map(own_pin).collect()),
+        tls: tls_opts(a, tls.iter().filter_map(own_pin).collect(), None),
         state_dir: None,
     }))
 }
 
 /// Trust options from the TLS flags plus this host's own certificate pins.
-fn tls_opts(a: &TargetArgs, local_pins: Vec<String>) -> crate::client::TlsOpts {
-    use std::io::IsTerminal as _;
+pub fn tls_opts(
+    a: &TargetArgs,
+    local_pins: Vec<String>,
+    state_dir: Option<std::path::PathBuf>,
+) -> crate::client::TlsOpts {
     crate::client::TlsOpts {
         fingerprint: a.tls.tls_fingerprint.clone(),
         trust_fingerprint: a.tls.trust_fingerprint.clone(),
         ca_file: a.tls.ca_file.clone(),
-        interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+        interactive: interactive(),
+        state_dir,
         local_pins,
         ..Default::default()
     }
+}
+
+/// A person at a terminal can answer a prompt.
+pub fn interactive() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// The fingerprint of this host's gateway certificate, if it can be read.

@@ -4,6 +4,7 @@
 pub mod cert_validity;
 pub mod client_cmds;
 pub mod coexist;
+pub mod connect;
 pub mod doctor;
 pub mod doctor_net;
 pub mod doctor_report;
@@ -86,6 +87,11 @@ pub enum Command {
         after_help = "Example:\n  clawgate probe --url ws://127.0.0.1:18789 --token \"$(clawgate token)\""
     )]
     Probe(TargetArgs),
+    /// Find a reachable gateway by the four-step policy; with --forward keep it up on loopback.
+    #[command(
+        after_help = "Steps: (1) saved or configured endpoint, (2) discovery (local. + wide-area), (3) --tailnet name over wss://, (4) --ssh tunnel.\n\nExamples:\n  clawgate connect --json\n  clawgate connect --pick 1\n  clawgate connect --tailnet vienna --ssh me@vienna --forward\n  clawgate connect --url wss://vienna.tail1234.ts.net --token \"$T\" --save"
+    )]
+    Connect(connect::ConnectArgs),
     /// Show the configured gateway token (for this host's gateway).
     #[command(after_help = "Examples:\n  clawgate token\n  clawgate token --json")]
     Token(TokenArgs),
@@ -204,6 +210,8 @@ pub struct TargetArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub route: connect::RouteArgs,
 }
 
 /// Certificate trust for `wss://` targets.
@@ -308,6 +316,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Status(t) => client_cmds::status(t).await,
         Command::Call(c) => client_cmds::call(c).await,
         Command::Probe(t) => client_cmds::probe(t).await,
+        Command::Connect(c) => connect::run(c).await,
         Command::Token(t) => client_cmds::token(t),
         Command::Devices(c) => pairing_cmds::devices(c).await,
         Command::Nodes(c) => pairing_cmds::nodes(c).await,

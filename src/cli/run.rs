@@ -214,13 +214,13 @@ fn generated_token_line(s: &Settings) {
 }
 
 /// SIGTERM and SIGINT, registered before the gateway announces itself.
-struct Signals {
+pub(crate) struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    fn install() -> Self {
+    pub(crate) fn install() -> Self {
         use tokio::signal::unix::{signal, SignalKind};
         let get = |kind: SignalKind, name: &str| match signal(kind) {
             Ok(s) => Some(s),
@@ -235,7 +235,7 @@ impl Signals {
         }
     }
 
-    async fn wait(mut self) {
+    pub(crate) async fn wait(mut self) {
         async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
             match s {
                 Some(s) => {

@@ -10,7 +10,14 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::Secret;
 
+pub mod candidates;
+pub mod endpoints;
+pub mod forward;
 pub mod pins;
+pub mod probe;
+pub mod remote;
+pub mod route;
+pub mod select;
 
 pub use pins::{OpenError, TlsOpts};
 

@@ -47,3 +47,14 @@ pub async fn open(url: &str, opts: &TlsOpts) -> Result<ClientWs, OpenError> {
     pins.extend(opts.fingerprint.iter().cloned());
     Ok(crate::tls::client::connect(url, &pins).await?)
 }
+
+/// Opens the TLS (or TCP for `ws://`) byte stream to `url` under `opts`, without a WebSocket
+/// handshake (the forwarder relays the client's own upgrade).
+pub async fn open_stream(
+    url: &str,
+    opts: &TlsOpts,
+) -> Result<Box<dyn crate::tls::client::Io>, OpenError> {
+    let mut pins = opts.local_pins.clone();
+    pins.extend(opts.fingerprint.iter().cloned());
+    Ok(crate::tls::client::open_stream(url, &pins, opts.server_name.as_deref()).await?)
+}

@@ -90,6 +90,16 @@ pub fn is_weak(s: &str) -> bool {
 /// A resolved secret and where it came from.
 type Sourced = (Secret, SecretOrigin);
 
+/// Resolves one secret input (literal, `env` or `file` reference); `file` is the config path.
+pub fn resolve_secret(
+    input: &SecretInput,
+    key: &'static str,
+    file: &Path,
+    env: EnvFn<'_>,
+) -> Result<Secret, ConfigError> {
+    resolve_input(input, key, file, env).map(|(s, _)| s)
+}
+
 fn resolve_input(
     input: &SecretInput,
     key: &'static str,

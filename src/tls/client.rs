@@ -121,6 +121,19 @@ fn io_err(e: impl std::fmt::Display) -> WsError {
 /// Opens a WebSocket to `url` (`ws://` or `wss://`, the latter pinned to `pins`).
 pub async fn connect(url: &str, pins: &[String]) -> Result<ClientWs, WsError> {
     let req = url.into_client_request()?;
+    let io = open_stream(url, pins, None).await?;
+    let (ws, _) = tokio_tungstenite::client_async(req, io).await?;
+    Ok(ws)
+}
+
+/// Opens the byte stream to `url`: TCP for `ws://`, pinned TLS for `wss://` with SNI
+/// `server_name` (else the URL host).
+pub async fn open_stream(
+    url: &str,
+    pins: &[String],
+    server_name: Option<&str>,
+) -> Result<Box<dyn Io>, WsError> {
+    let req = url.into_client_request()?;
     let uri = req.uri().clone();
     let tls = match uri.scheme_str() {
         Some("wss") => true,
@@ -142,18 +155,15 @@ pub async fn connect(url: &str, pins: &[String]) -> Result<ClientWs, WsError> {
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let tcp = TcpStream::connect((host.as_str(), port)).await?;
     let _ = tcp.set_nodelay(true);
-    let io: Box<dyn Io> = if tls {
-        let cfg = pinned_config(pins, &[b"http/1.1"]).map_err(io_err)?;
-        let name = ServerName::try_from(host).map_err(io_err)?;
-        let s = tokio_rustls::TlsConnector::from(cfg)
-            .connect(name, tcp)
-            .await?;
-        Box::new(s)
-    } else {
-        Box::new(tcp)
-    };
-    let (ws, _) = tokio_tungstenite::client_async(req, io).await?;
-    Ok(ws)
+    if !tls {
+        return Ok(Box::new(tcp));
+    }
+    let cfg = pinned_config(pins, &[b"http/1.1"]).map_err(io_err)?;
+    let name = ServerName::try_from(server_name.unwrap_or(&host).to_string()).map_err(io_err)?;
+    let s = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await?;
+    Ok(Box::new(s))
 }
 
 #[cfg(test)]

@@ -1,0 +1,133 @@
+//! `clawgate connect --forward`: keeps the selected transport up and exposes it as a loopback
+//! endpoint, so any OpenClaw client (the real CLI, a node host) gets the policy without knowing it.
+//!
+//! Owns the loopback listener and one relay task per accepted connection (owned by a
+//! `TaskTracker`, cancelled together). Each relay opens its own upstream — plain TCP for a `ws://`
+//! endpoint or an SSH tunnel's local port, TLS under the endpoint's pin/system trust for `wss://` —
+//! and copies bytes both ways; the HTTP upgrade and every frame pass unchanged, so credentials
+//! stay between the client and the gateway.
+//!
+//! Invariants: the listener binds loopback only (a LAN-reachable forward would hand LAN peers
+//! whatever the upstream grants: over SSH the gateway sees loopback); at most
+//! [`MAX_RELAYS`] relays run — further clients wait in the accept backlog (back-pressure, nothing
+//! dropped); an upstream that cannot be opened closes that one client, never the listener.
+//! What the gateway sees: over SSH a local (loopback) client, as with any SSH tunnel; over a
+//! `ws(s)://` relay the forwarding host's own address — it never gains local privileges.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::TlsOpts;
+
+/// Concurrent relays; a node host and a CLI need a handful, 256 bounds memory and fds.
+pub const MAX_RELAYS: usize = 256;
+/// Upstream open bound per relay.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where relays go.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// Plain TCP to `host:port` (a LAN `ws://` endpoint or an SSH tunnel's local port).
+    Tcp(String),
+    /// TLS to a `wss://` URL under `tls`.
+    Tls { url: String, tls: TlsOpts },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("--forward {0} is not a loopback address; the forward must stay on this host")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source} (is a gateway or another forward already there? pick another with --forward 127.0.0.1:PORT)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Binds the loopback listener.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ForwardError> {
+    if !addr.ip().is_loopback() {
+        return Err(ForwardError::NotLoopback(addr));
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ForwardError::Bind { addr, source })
+}
+
+/// Accepts until `cancel`, relaying each client to a fresh upstream.
+pub async fn serve(listener: TcpListener, upstream: Upstream, cancel: CancellationToken) {
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(MAX_RELAYS));
+    let upstream = Arc::new(upstream);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p,
+            _ = cancel.cancelled() => break,
+        };
+        let Ok(permit) = permit else { break };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = cancel.cancelled() => break,
+        };
+        let (client, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let up = upstream.clone();
+        let cancel = cancel.clone();
+        let span = tracing::info_span!("relay", %peer);
+        tracker.spawn(
+            async move {
+                let _permit = permit;
+                tokio::select! {
+                    r = relay(client, &up) => if let Err(e) = r {
+                        tracing::info!("relay ended: {e}");
+                    },
+                    _ = cancel.cancelled() => {}
+                }
+            }
+            .instrument(span),
+        );
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn relay(mut client: TcpStream, up: &Upstream) -> std::io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let opened = tokio::time::timeout(UPSTREAM_TIMEOUT, open(up)).await;
+    let mut upstream = match opened {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(std::io::Error::other(format!("upstream: {e}"))),
+        Err(_) => return Err(std::io::Error::other("upstream: timed out")),
+    };
+    let (a, b) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    tracing::debug!(to_gateway = a, from_gateway = b, "relay closed");
+    Ok(())
+}
+
+async fn open(up: &Upstream) -> Result<Box<dyn crate::tls::client::Io>, String> {
+    match up {
+        Upstream::Tcp(addr) => {
+            let s = TcpStream::connect(addr.as_str())
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
+            let _ = s.set_nodelay(true);
+            Ok(Box::new(s))
+        }
+        Upstream::Tls { url, tls } => super::pins::open_stream(url, tls)
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
