@@ -154,6 +154,51 @@ fn save_then_connect_uses_the_saved_endpoint_first() {
         .contains("saved endpoint"));
 }
 
+fn tls_gateway() -> (Gateway, String) {
+    let cfg = serde_json::json!({"gateway": {"tls": {"enabled": true}}});
+    let gw = Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &[]);
+    let cert = gw.dir.path().join("state/gateway/tls/gateway-cert.pem");
+    let fp = clawgate::tls::cert::leaf_fingerprint(&cert).unwrap();
+    (gw, fp)
+}
+
+#[test]
+fn a_refused_certificate_stops_the_selection_instead_of_falling_through() {
+    let (gw, fp) = tls_gateway();
+    let state = tempfile::tempdir().unwrap();
+    let wrong = "00".repeat(32);
+    let cfg = format!(
+        r#"{{ gateway: {{ mode: "remote", remote: {{ url: "{}", tlsFingerprint: "{wrong}" }} }} }}"#,
+        gw.url()
+    );
+    std::fs::write(state.path().join("openclaw.json"), cfg).unwrap();
+    let o = clawgate(
+        state.path(),
+        &["connect", "--json", "--tailnet", "127.0.0.1"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["error"]["code"], "UNTRUSTED", "{v}");
+    assert_eq!(
+        outcomes(&v),
+        [(1, "failed".to_string())],
+        "no later step is tried: {v}"
+    );
+    // The right pin on the same endpoint is chosen.
+    let o = clawgate(
+        state.path(),
+        &[
+            "connect",
+            "--json",
+            "--url",
+            &gw.url(),
+            "--tls-fingerprint",
+            &fp,
+        ],
+    );
+    assert_eq!(json(&o)["step"], 1);
+}
+
 #[test]
 fn forward_on_a_lan_address_is_refused() {
     let gw = Gateway::start(&[]);
@@ -166,20 +211,19 @@ fn forward_on_a_lan_address_is_refused() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a loopback address"));
 }
 
-#[test]
-fn the_real_openclaw_cli_reaches_the_gateway_through_forward() {
-    let Some(dir) = peer_dir() else { return };
-    let gw = Gateway::start(&[]);
+/// Runs `clawgate connect <args> --forward` and the real OpenClaw CLI's `health` through it.
+fn openclaw_health_through_forward(dir: &Path, args: &[&str]) {
     let state = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_clawgate"))
-        .args(["connect", "--url", &gw.url(), "--forward", &addr])
+        .arg("connect")
+        .args(args)
+        .args(["--forward", &addr])
         .env("OPENCLAW_STATE_DIR", state.path())
         .env("HOME", state.path())
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -193,7 +237,7 @@ fn the_real_openclaw_cli_reaches_the_gateway_through_forward() {
     let home = tempfile::tempdir().unwrap();
     let url = format!("ws://{addr}");
     let o = oc(
-        &dir,
+        dir,
         home.path(),
         &["gateway", "health", "--url", &url, "--token", TOKEN],
     );
@@ -205,4 +249,18 @@ fn the_real_openclaw_cli_reaches_the_gateway_through_forward() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+#[test]
+fn the_real_openclaw_cli_reaches_the_gateway_through_forward() {
+    let Some(dir) = peer_dir() else { return };
+    let gw = Gateway::start(&[]);
+    openclaw_health_through_forward(&dir, &["--url", &gw.url()]);
+}
+
+#[test]
+fn the_real_openclaw_cli_reaches_a_tls_gateway_through_a_pinned_forward() {
+    let Some(dir) = peer_dir() else { return };
+    let (gw, fp) = tls_gateway();
+    openclaw_health_through_forward(&dir, &["--url", &gw.url(), "--tls-fingerprint", &fp]);
 }

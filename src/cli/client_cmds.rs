@@ -32,8 +32,7 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
             token: a.token.clone().map(Secret::new),
             password: a.password.clone().map(Secret::new),
             timeout,
-            tls: tls_opts(a, own_pins(a), None),
-            state_dir: None,
+            tls: tls_opts(&a.tls, own_pins(a)),
         }));
     }
     let s = config::load(
@@ -63,23 +62,14 @@ fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
         token,
         password,
         timeout,
-        tls: tls_opts(a, tls.iter().filter_map(own_pin).collect(), None),
-        state_dir: None,
+        tls: tls_opts(&a.tls, tls.iter().filter_map(own_pin).collect()),
     }))
 }
 
 /// Trust options from the TLS flags plus this host's own certificate pins.
-pub fn tls_opts(
-    a: &TargetArgs,
-    local_pins: Vec<String>,
-    state_dir: Option<std::path::PathBuf>,
-) -> crate::client::TlsOpts {
+pub fn tls_opts(a: &super::TlsArgs, local_pins: Vec<String>) -> crate::client::TlsOpts {
     crate::client::TlsOpts {
-        fingerprint: a.tls.tls_fingerprint.clone(),
-        trust_fingerprint: a.tls.trust_fingerprint.clone(),
-        ca_file: a.tls.ca_file.clone(),
-        interactive: interactive(),
-        state_dir,
+        fingerprint: a.tls_fingerprint.clone(),
         local_pins,
         ..Default::default()
     }

@@ -89,7 +89,7 @@ pub enum Command {
     Probe(TargetArgs),
     /// Find a reachable gateway by the four-step policy; with --forward keep it up on loopback.
     #[command(
-        after_help = "Steps: (1) saved or configured endpoint, (2) discovery (local. + wide-area), (3) --tailnet name over wss://, (4) --ssh tunnel.\n\nExamples:\n  clawgate connect --json\n  clawgate connect --pick 1\n  clawgate connect --tailnet vienna --ssh me@vienna --forward\n  clawgate connect --url wss://vienna.tail1234.ts.net --token \"$T\" --save"
+        after_help = "Steps: (1) saved or configured endpoint, (2) discovery (local. + wide-area), (3) --tailnet name over wss://, (4) SSH (gateway.remote.sshTarget; the managed tunnel is not built yet).\n\nExamples:\n  clawgate connect --json\n  clawgate connect --pick 1\n  clawgate connect --tailnet vienna --forward\n  clawgate connect --url wss://vienna.tail1234.ts.net --tls-fingerprint <sha256> --save"
     )]
     Connect(connect::ConnectArgs),
     /// Show the configured gateway token (for this host's gateway).
@@ -210,22 +210,14 @@ pub struct TargetArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub tls: TlsArgs,
-    #[command(flatten)]
-    pub route: connect::RouteArgs,
 }
 
 /// Certificate trust for `wss://` targets.
 #[derive(Args, Debug, Default, Clone)]
 pub struct TlsArgs {
-    /// Require this SHA-256 certificate fingerprint (wss:// only; overrides any stored pin for this call).
+    /// Require this SHA-256 certificate fingerprint (wss:// only).
     #[arg(long, value_name = "SHA256")]
     pub tls_fingerprint: Option<String>,
-    /// Confirm first use of a self-signed gateway with this fingerprint and store it as the pin.
-    #[arg(long, value_name = "SHA256")]
-    pub trust_fingerprint: Option<String>,
-    /// Extra CA certificates (PEM) for verifying the gateway's certificate and host name.
-    #[arg(long, value_name = "PATH")]
-    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -556,7 +556,6 @@ pub async fn qr(q: QrArgs) -> anyhow::Result<i32> {
         json: q.json,
         config: q.config,
         tls: Default::default(),
-        route: Default::default(),
     };
     let mut params = json!({"bootstrapProfile": q.profile});
     if let Some(u) = &q.url {

@@ -58,16 +58,15 @@ impl Candidate {
         }
     }
 
-    /// `base` with this candidate's name, pin and hint.
+    /// `base` with this candidate's TLS name and pin (never its advertised hint).
     pub fn tls_opts(&self, base: &TlsOpts) -> TlsOpts {
         let mut t = base.clone();
         if self.server_name.is_some() {
             t.server_name = self.server_name.clone();
         }
-        if self.fingerprint.is_some() && t.fingerprint.is_none() {
+        if t.fingerprint.is_none() {
             t.fingerprint = self.fingerprint.clone();
         }
-        t.hint = self.hint.clone();
         t
     }
 
@@ -102,31 +101,45 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
-/// The plaintext rule on an effective URL: `wss://` always passes; `ws://` only to a host whose
-/// every address is loopback or private LAN.
-pub async fn plaintext_ok(url: &str) -> Result<(), String> {
+/// The plaintext rule on an effective URL, returning the URL to dial: `wss://` unchanged; `ws://`
+/// only to a host whose every address is loopback or private LAN, and a host name is replaced by
+/// the first vetted address, so the connection goes where the check looked (a second DNS answer
+/// cannot move it to a tailnet or public address).
+pub async fn vet(url: &str) -> Result<String, String> {
     if url.starts_with("wss://") {
-        return Ok(());
+        return Ok(url.to_string());
     }
     let Some((host, port)) = host_port(url) else {
         return Err(format!("{url} is not a ws:// or wss:// URL"));
     };
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .map(|a| a.ip())
-            .collect(),
-    };
-    match addrs.iter().find(|ip| !plaintext_class(**ip)) {
-        None if !addrs.is_empty() => Ok(()),
-        None => Err(format!("{host} has no addresses")),
-        Some(ip) => Err(format!(
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return judge(&[ip], &host).map(|_| url.to_string());
+    }
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    let ip = judge(&addrs, &host)?;
+    let path = url
+        .strip_prefix("ws://")
+        .and_then(|r| r.find('/').map(|i| &r[i..]))
+        .unwrap_or("");
+    Ok(format!("ws://{}{path}", sock(ip, port)))
+}
+
+/// The first address when every one is plaintext-eligible.
+fn judge(addrs: &[IpAddr], host: &str) -> Result<IpAddr, String> {
+    if let Some(ip) = addrs.iter().find(|ip| !plaintext_class(**ip)) {
+        return Err(format!(
             "plaintext ws:// to {ip} ({:?}) is refused: tailnet and public routes need wss:// (Serve or gateway TLS)",
             classify(*ip)
-        )),
+        ));
     }
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| format!("{host} has no addresses"))
 }
 
 fn plaintext_class(ip: IpAddr) -> bool {
@@ -172,26 +185,31 @@ fn sock(ip: IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
 }
 
-/// Browses `local.` and each domain; failures of one browse do not hide the others.
-pub async fn discover(domains: &[String], timeout: Duration) -> Vec<Candidate> {
-    let mut beacons = browse::browse_mdns(timeout).await.unwrap_or_default();
+/// Browses `local.` and each domain; a failed browse is kept as an error, never hidden.
+pub async fn discover(domains: &[String], timeout: Duration) -> (Vec<Candidate>, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut beacons = browse::browse_mdns(timeout).await.unwrap_or_else(|e| {
+        errors.push(format!("mDNS: {e}"));
+        Vec::new()
+    });
     for d in domains {
         match browse::browse_wide_area(d).await {
             Ok(b) => beacons.extend(b),
-            Err(e) => tracing::debug!(domain = %d, "wide-area browse failed: {e}"),
+            Err(e) => errors.push(format!("{d}: {e}")),
         }
     }
-    beacons.iter().map(from_beacon).collect()
+    (beacons.iter().map(from_beacon).collect(), errors)
 }
 
 /// Why discovery gave nothing usable.
-pub fn nothing_found(found: &[Candidate], domains: &[String]) -> String {
+pub fn nothing_found(found: &[Candidate], errors: &[String], domains: &[String]) -> String {
     let where_ = if domains.is_empty() {
         "local.".to_string()
     } else {
         format!("local. and {}", domains.join(", "))
     };
     match found.first() {
+        None if !errors.is_empty() => format!("browse failed ({})", errors.join("; ")),
         None => format!("no _openclaw-gw._tcp beacon on {where_}"),
         Some(c) => format!(
             "{} beacon(s) on {where_}, none usable ({}: {})",
@@ -216,15 +234,20 @@ pub fn tailnet(name: &str, port: u16) -> Vec<Candidate> {
     vec![serve, direct]
 }
 
-/// Asks on the terminal (stderr prompt, one stdin line); empty when not a terminal.
-pub fn ask(prompt: &str) -> String {
-    if !std::io::stdin().is_terminal() {
-        return String::new();
-    }
-    eprint!("{prompt}");
-    let mut s = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut s);
-    s
+/// Asks on the terminal (stderr prompt, one stdin line, read off the async runtime); empty when
+/// stdin is not a terminal.
+pub async fn ask(prompt: &'static str) -> String {
+    tokio::task::spawn_blocking(move || {
+        if !std::io::stdin().is_terminal() {
+            return String::new();
+        }
+        eprint!("{prompt}");
+        let mut s = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut s);
+        s
+    })
+    .await
+    .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -41,8 +41,8 @@ fn a_tls_beacon_keeps_the_srv_host_as_tls_name_and_the_fingerprint_only_as_a_hin
         "an advertised fingerprint is never a pin"
     );
     let t = c.tls_opts(&TlsOpts::default());
-    assert!(t.fingerprint.is_none());
-    assert_eq!(t.hint.as_deref(), Some(fp.as_str()));
+    assert!(t.fingerprint.is_none(), "the hint never becomes the pin");
+    assert_eq!(t.server_name.as_deref(), Some("vienna-gw.local"));
 }
 
 #[test]
@@ -82,13 +82,23 @@ fn host_port_parses_every_form() {
 
 #[tokio::test]
 async fn the_plaintext_rule_judges_the_effective_url() {
-    assert!(plaintext_ok("ws://127.0.0.1:18789").await.is_ok());
-    assert!(plaintext_ok("ws://[::1]:18789").await.is_ok());
-    assert!(plaintext_ok("ws://localhost:18789").await.is_ok());
-    assert!(plaintext_ok("ws://192.168.1.5:18789").await.is_ok());
-    assert!(plaintext_ok("wss://100.64.0.1").await.is_ok());
-    let e = plaintext_ok("ws://100.64.0.1:18789").await.unwrap_err();
+    assert!(vet("ws://127.0.0.1:18789").await.is_ok());
+    assert!(vet("ws://[::1]:18789").await.is_ok());
+    assert!(vet("ws://192.168.1.5:18789").await.is_ok());
+    assert!(vet("wss://100.64.0.1").await.is_ok());
+    let e = vet("ws://100.64.0.1:18789").await.unwrap_err();
     assert!(e.contains("wss://"), "{e}");
-    assert!(plaintext_ok("ws://8.8.8.8:18789").await.is_err());
-    assert!(plaintext_ok("ws://[fd7a:115c:a1e0::1]:1").await.is_err());
+    assert!(vet("ws://8.8.8.8:18789").await.is_err());
+    assert!(vet("ws://[fd7a:115c:a1e0::1]:1").await.is_err());
+}
+
+#[tokio::test]
+async fn a_vetted_name_is_dialled_by_the_address_that_was_checked() {
+    let u = vet("ws://localhost:18789/x").await.unwrap();
+    assert!(
+        u == "ws://127.0.0.1:18789/x" || u == "ws://[::1]:18789/x",
+        "{u}"
+    );
+    assert_eq!(vet("ws://10.0.0.1:1").await.unwrap(), "ws://10.0.0.1:1");
+    assert_eq!(vet("wss://n.ts.net").await.unwrap(), "wss://n.ts.net");
 }

@@ -50,6 +50,19 @@ pub struct SavedEndpoint {
     pub saved_at_ms: i64,
 }
 
+impl SavedEndpoint {
+    /// An endpoint saved now.
+    pub fn new(url: &str, server_name: Option<String>, origin: Origin) -> SavedEndpoint {
+        SavedEndpoint {
+            url: url.to_string(),
+            server_name,
+            origin,
+            name: None,
+            saved_at_ms: crate::util::now_ms(),
+        }
+    }
+}
+
 /// Everything saved.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

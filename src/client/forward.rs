@@ -2,17 +2,17 @@
 //! endpoint, so any OpenClaw client (the real CLI, a node host) gets the policy without knowing it.
 //!
 //! Owns the loopback listener and one relay task per accepted connection (owned by a
-//! `TaskTracker`, cancelled together). Each relay opens its own upstream — plain TCP for a `ws://`
-//! endpoint or an SSH tunnel's local port, TLS under the endpoint's pin/system trust for `wss://` —
-//! and copies bytes both ways; the HTTP upgrade and every frame pass unchanged, so credentials
+//! `TaskTracker`, cancelled together). Each relay opens its own upstream with
+//! [`super::pins::open_stream`] — plain TCP for a `ws://` endpoint, TLS under the endpoint's pins
+//! for `wss://` — and copies bytes both ways; the HTTP upgrade and every frame pass unchanged, so credentials
 //! stay between the client and the gateway.
 //!
 //! Invariants: the listener binds loopback only (a LAN-reachable forward would hand LAN peers
 //! whatever the upstream grants: over SSH the gateway sees loopback); at most
 //! [`MAX_RELAYS`] relays run — further clients wait in the accept backlog (back-pressure, nothing
 //! dropped); an upstream that cannot be opened closes that one client, never the listener.
-//! What the gateway sees: over SSH a local (loopback) client, as with any SSH tunnel; over a
-//! `ws(s)://` relay the forwarding host's own address — it never gains local privileges.
+//! What the gateway sees: the forwarding host's own address — a remote client never gains local
+//! privileges (over a future SSH tunnel it would be loopback, as with any SSH tunnel).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,15 +30,6 @@ use super::TlsOpts;
 pub const MAX_RELAYS: usize = 256;
 /// Upstream open bound per relay.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Where relays go.
-#[derive(Debug, Clone)]
-pub enum Upstream {
-    /// Plain TCP to `host:port` (a LAN `ws://` endpoint or an SSH tunnel's local port).
-    Tcp(String),
-    /// TLS to a `wss://` URL under `tls`.
-    Tls { url: String, tls: TlsOpts },
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -62,10 +53,10 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ForwardError> {
 }
 
 /// Accepts until `cancel`, relaying each client to a fresh upstream.
-pub async fn serve(listener: TcpListener, upstream: Upstream, cancel: CancellationToken) {
+pub async fn serve(listener: TcpListener, url: String, tls: TlsOpts, cancel: CancellationToken) {
     let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(MAX_RELAYS));
-    let upstream = Arc::new(upstream);
+    let upstream = Arc::new((url, tls));
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p,
@@ -91,7 +82,7 @@ pub async fn serve(listener: TcpListener, upstream: Upstream, cancel: Cancellati
             async move {
                 let _permit = permit;
                 tokio::select! {
-                    r = relay(client, &up) => if let Err(e) = r {
+                    r = relay(client, &up.0, &up.1) => if let Err(e) = r {
                         tracing::info!("relay ended: {e}");
                     },
                     _ = cancel.cancelled() => {}
@@ -104,9 +95,9 @@ pub async fn serve(listener: TcpListener, upstream: Upstream, cancel: Cancellati
     tracker.wait().await;
 }
 
-async fn relay(mut client: TcpStream, up: &Upstream) -> std::io::Result<()> {
+async fn relay(mut client: TcpStream, url: &str, tls: &TlsOpts) -> std::io::Result<()> {
     let _ = client.set_nodelay(true);
-    let opened = tokio::time::timeout(UPSTREAM_TIMEOUT, open(up)).await;
+    let opened = tokio::time::timeout(UPSTREAM_TIMEOUT, super::pins::open_stream(url, tls)).await;
     let mut upstream = match opened {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(std::io::Error::other(format!("upstream: {e}"))),
@@ -115,19 +106,4 @@ async fn relay(mut client: TcpStream, up: &Upstream) -> std::io::Result<()> {
     let (a, b) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     tracing::debug!(to_gateway = a, from_gateway = b, "relay closed");
     Ok(())
-}
-
-async fn open(up: &Upstream) -> Result<Box<dyn crate::tls::client::Io>, String> {
-    match up {
-        Upstream::Tcp(addr) => {
-            let s = TcpStream::connect(addr.as_str())
-                .await
-                .map_err(|e| format!("{addr}: {e}"))?;
-            let _ = s.set_nodelay(true);
-            Ok(Box::new(s))
-        }
-        Upstream::Tls { url, tls } => super::pins::open_stream(url, tls)
-            .await
-            .map_err(|e| e.to_string()),
-    }
 }

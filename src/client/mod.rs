@@ -49,8 +49,6 @@ pub struct Target {
     pub timeout: Duration,
     /// Certificate trust for `wss://`.
     pub tls: TlsOpts,
-    /// Client state dir (device identity, device tokens, pins); `None` = token-only, no identity.
-    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// A connected, authenticated client.

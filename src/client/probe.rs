@@ -35,9 +35,10 @@ pub async fn probe(url: &str, tls: &TlsOpts, timeout: Duration) -> Probe {
 async fn probe_inner(url: &str, tls: &TlsOpts) -> Probe {
     let mut ws = match pins::open(url, tls).await {
         Ok(ws) => ws,
-        Err(OpenError::Ws(e)) => return Probe::Unreachable(e.to_string()),
-        #[allow(unreachable_patterns)]
-        Err(e) => return Probe::Untrusted(e.to_string()),
+        Err(e @ OpenError::Untrusted(_)) => return Probe::Untrusted(e.to_string()),
+        Err(e @ (OpenError::Unreachable(_) | OpenError::Ws(_))) => {
+            return Probe::Unreachable(e.to_string())
+        }
     };
     let first = ws.next().await;
     let _ = ws.close(None).await;

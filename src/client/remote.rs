@@ -13,10 +13,11 @@ use crate::config::file::{FileConfig, GatewayMode, RemoteFile};
 use crate::config::{self, secrets, ConfigError, EnvFn, Paths, Secret, DEFAULT_PORT};
 
 /// How the client may reach the gateway (`gateway.remote.transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportPolicy {
     /// Unset: the four-step policy (paired endpoint → discovery → tailnet → SSH).
+    #[default]
     Auto,
     /// `direct`: steps 1–3 only, never SSH.
     Direct,

@@ -33,7 +33,7 @@ pub struct Inputs {
     pub saved: Saved,
     /// `--tailnet` (else the saved one).
     pub tailnet: Option<String>,
-    pub transport: Option<TransportPolicy>,
+    pub transport: TransportPolicy,
     /// Wide-area DNS-SD domains to browse besides `local.`.
     pub domains: Vec<String>,
     /// Browse at all (`--no-discover` turns it off).
@@ -45,8 +45,10 @@ pub struct Inputs {
     pub interactive: bool,
     /// Gateway port for tailnet direct TLS (`remotePort`).
     pub remote_port: u16,
-    /// SSH is configured (`--ssh` / `gateway.remote.sshTarget`); step 4 is run by the caller.
+    /// `gateway.remote.sshTarget` is set (step 4 is reported; the tunnel is not built yet).
     pub ssh_configured: bool,
+    /// Client state dir: a discovery choice is saved below it.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// How one step went.
@@ -122,7 +124,7 @@ pub async fn select(
     timeout: Duration,
     report: &mut Report,
 ) -> Result<Selected, SelectError> {
-    if inp.transport == Some(TransportPolicy::Ssh) {
+    if inp.transport == TransportPolicy::Ssh {
         for step in 1..=3 {
             line(
                 report,
@@ -161,41 +163,24 @@ async fn try_candidate(
     timeout: Duration,
     report: &mut Report,
 ) -> Result<Option<Selected>, SelectError> {
-    if let Err(why) = candidates::plaintext_ok(&c.url).await {
-        line(report, step, Outcome::Failed, why, Some(&c.url));
-        return Ok(None);
-    }
+    let url = match candidates::vet(&c.url).await {
+        Ok(u) => u,
+        Err(why) => {
+            line(report, step, Outcome::Failed, why, Some(&c.url));
+            return Ok(None);
+        }
+    };
     let tls = c.tls_opts(base);
-    match probe(&c.url, &tls, timeout).await {
-        Probe::Reachable => {
-            line(
-                report,
-                step,
-                Outcome::Chosen,
-                format!("{} is reachable", c.label),
-                Some(&c.url),
-            );
-            Ok(Some(Selected {
-                step,
-                url: c.url.clone(),
-                tls,
-            }))
-        }
-        Probe::Unreachable(why) => {
-            line(
-                report,
-                step,
-                Outcome::Failed,
-                format!("{}: {why}", c.label),
-                Some(&c.url),
-            );
-            Ok(None)
-        }
+    let (outcome, why) = match probe(&url, &tls, timeout).await {
+        Probe::Reachable => (Outcome::Chosen, format!("{} is reachable", c.label)),
+        Probe::Unreachable(why) => (Outcome::Failed, format!("{}: {why}", c.label)),
         Probe::Untrusted(why) => {
-            line(report, step, Outcome::Failed, why.clone(), Some(&c.url));
-            Err(SelectError::Trust(why))
+            line(report, step, Outcome::Failed, why.clone(), Some(&url));
+            return Err(SelectError::Trust(why));
         }
-    }
+    };
+    line(report, step, outcome, why, Some(&url));
+    Ok((outcome == Outcome::Chosen).then_some(Selected { step, url, tls }))
 }
 
 async fn step_paired(
@@ -246,57 +231,49 @@ async fn step_discovery(
         );
         return Ok(None);
     }
-    let found = candidates::discover(&inp.domains, inp.discover_timeout).await;
+    let (found, errors) = candidates::discover(&inp.domains, inp.discover_timeout).await;
     let usable: Vec<&Candidate> = found.iter().filter(|c| c.unusable.is_none()).collect();
     if usable.is_empty() {
-        let why = candidates::nothing_found(&found, &inp.domains);
+        let why = candidates::nothing_found(&found, &errors, &inp.domains);
         line(report, 2, Outcome::Skipped, why, None);
         return Ok(None);
     }
-    let Some(c) = pick(inp, &usable)? else {
+    let Some(c) = pick(inp, &usable).await? else {
         line(report, 2, Outcome::Skipped, "no gateway picked", None);
         return Ok(None);
     };
     let Some(s) = try_candidate(2, c, base, timeout, report).await? else {
         return Ok(None);
     };
-    if let Some(dir) = &base.state_dir {
-        endpoints::save_direct(
-            dir,
-            SavedEndpoint {
-                url: c.url.clone(),
-                server_name: c.server_name.clone(),
-                origin: Origin::Discovery,
-                name: Some(c.label.clone()),
-                saved_at_ms: crate::util::now_ms(),
-            },
-        )?;
+    if let Some(dir) = &inp.state_dir {
+        let mut ep = SavedEndpoint::new(&s.url, c.server_name.clone(), Origin::Discovery);
+        ep.name = Some(c.label.clone());
+        endpoints::save_direct(dir, ep)?;
     }
     Ok(Some(s))
 }
 
 /// The user's choice among `usable` (`--pick`, a prompt, or an error listing them).
-fn pick<'a>(inp: &Inputs, usable: &[&'a Candidate]) -> Result<Option<&'a Candidate>, SelectError> {
-    if let Some(n) = inp.pick {
-        return Ok(n.checked_sub(1).and_then(|i| usable.get(i)).copied());
-    }
+async fn pick<'a>(
+    inp: &Inputs,
+    usable: &[&'a Candidate],
+) -> Result<Option<&'a Candidate>, SelectError> {
+    let nth = |n: usize| n.checked_sub(1).and_then(|i| usable.get(i)).copied();
+    let need = SelectError::NeedPick {
+        count: usable.len(),
+    };
     crate::errln!("gateways found:");
     for (i, c) in usable.iter().enumerate() {
         crate::errln!("  {}. {}", i + 1, c.describe());
     }
-    if !inp.interactive {
-        return Err(SelectError::NeedPick {
-            count: usable.len(),
-        });
+    if let Some(n) = inp.pick {
+        return nth(n).map(Some).ok_or(need);
     }
-    let answer = candidates::ask("use which gateway? (number, empty = none): ");
-    Ok(answer
-        .trim()
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|i| usable.get(i))
-        .copied())
+    if !inp.interactive {
+        return Err(need);
+    }
+    let answer = candidates::ask("use which gateway? (number, empty = none): ").await;
+    Ok(answer.trim().parse::<usize>().ok().and_then(nth))
 }
 
 async fn step_tailnet(
@@ -325,7 +302,7 @@ async fn step_tailnet(
 
 /// Reports step 4 as skipped because SSH is not configured or not allowed.
 pub fn ssh_skipped(inp: &Inputs, report: &mut Report) {
-    let why = if inp.transport == Some(TransportPolicy::Direct) {
+    let why = if inp.transport == TransportPolicy::Direct {
         "gateway.remote.transport is \"direct\""
     } else if inp.explicit_url.is_some() {
         "--url names the endpoint; no fallback"

@@ -114,8 +114,44 @@ pub fn pinned_config(pins: &[String], alpn: &[&[u8]]) -> Result<Arc<ClientConfig
     Ok(Arc::new(cfg))
 }
 
-fn io_err(e: impl std::fmt::Display) -> WsError {
-    WsError::Io(std::io::Error::other(e.to_string()))
+/// Why a client byte stream could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Not a usable `ws://`/`wss://` URL.
+    #[error("{0}")]
+    Url(WsError),
+    /// The TCP connection failed.
+    #[error("{0}")]
+    Connect(std::io::Error),
+    /// The TLS handshake failed for a reason other than the certificate.
+    #[error("TLS handshake: {0}")]
+    Handshake(std::io::Error),
+    /// The certificate was refused (pin mismatch, no pin): a trust failure, not an outage.
+    #[error("{0}")]
+    Untrusted(std::io::Error),
+}
+
+impl From<StreamError> for WsError {
+    fn from(e: StreamError) -> WsError {
+        match e {
+            StreamError::Url(w) => w,
+            StreamError::Connect(e) | StreamError::Handshake(e) | StreamError::Untrusted(e) => {
+                WsError::Io(e)
+            }
+        }
+    }
+}
+
+/// Whether a handshake error is rustls refusing the certificate.
+fn is_certificate_refusal(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)
+            )
+        })
 }
 
 /// Opens a WebSocket to `url` (`ws://` or `wss://`, the latter pinned to `pins`).
@@ -132,38 +168,48 @@ pub async fn open_stream(
     url: &str,
     pins: &[String],
     server_name: Option<&str>,
-) -> Result<Box<dyn Io>, WsError> {
-    let req = url.into_client_request()?;
-    let uri = req.uri().clone();
+) -> Result<Box<dyn Io>, StreamError> {
+    use tokio_tungstenite::tungstenite::error::UrlError;
+    let uri = url
+        .into_client_request()
+        .map_err(StreamError::Url)?
+        .uri()
+        .clone();
     let tls = match uri.scheme_str() {
         Some("wss") => true,
         Some("ws") => false,
         _ => {
-            return Err(WsError::Url(
-                tokio_tungstenite::tungstenite::error::UrlError::UnsupportedUrlScheme,
-            ))
+            return Err(StreamError::Url(WsError::Url(
+                UrlError::UnsupportedUrlScheme,
+            )))
         }
     };
     let host = uri
         .host()
-        .ok_or(WsError::Url(
-            tokio_tungstenite::tungstenite::error::UrlError::NoHostName,
-        ))?
+        .ok_or(StreamError::Url(WsError::Url(UrlError::NoHostName)))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(StreamError::Connect)?;
     let _ = tcp.set_nodelay(true);
     if !tls {
         return Ok(Box::new(tcp));
     }
-    let cfg = pinned_config(pins, &[b"http/1.1"]).map_err(io_err)?;
-    let name = ServerName::try_from(server_name.unwrap_or(&host).to_string()).map_err(io_err)?;
-    let s = tokio_rustls::TlsConnector::from(cfg)
+    let other = |e: String| StreamError::Handshake(std::io::Error::other(e));
+    let cfg = pinned_config(pins, &[b"http/1.1"]).map_err(|e| other(e.to_string()))?;
+    let name = ServerName::try_from(server_name.unwrap_or(&host).to_string())
+        .map_err(|e| other(e.to_string()))?;
+    match tokio_rustls::TlsConnector::from(cfg)
         .connect(name, tcp)
-        .await?;
-    Ok(Box::new(s))
+        .await
+    {
+        Ok(s) => Ok(Box::new(s)),
+        Err(e) if is_certificate_refusal(&e) => Err(StreamError::Untrusted(e)),
+        Err(e) => Err(StreamError::Handshake(e)),
+    }
 }
 
 #[cfg(test)]
