@@ -95,6 +95,23 @@ impl Identity {
         Ok(id)
     }
 
+    /// Loads the identity stored at `path`, creating it there on first use — the CLI's own device
+    /// identity (no id record, no migration). Two processes creating it at once both end up
+    /// with the one that was written last: the loser re-reads it.
+    pub fn load_or_create_at(path: &Path) -> Result<Identity, IdentityError> {
+        if let Some(id) = Self::load(path)? {
+            return Ok(id);
+        }
+        Self::store(
+            path,
+            &Self::from_key(SigningKey::generate(&mut rand::rngs::OsRng)),
+        )?;
+        Self::load(path)?.ok_or_else(|| IdentityError::Corrupt {
+            path: path.to_path_buf(),
+            why: "vanished right after it was written".into(),
+        })
+    }
+
     /// A stored identity at `path`; `None` when there is no file; corrupt refuses.
     fn load(path: &Path) -> Result<Option<Identity>, IdentityError> {
         let io = |source| IdentityError::Io {

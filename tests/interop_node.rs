@@ -7,10 +7,9 @@ mod common;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
 
 use common::openclaw::{invoke_which_sh, json_of, node_host, oc, peer_dir};
-use common::{Gateway, TOKEN};
+use common::{wait_for, Gateway, TOKEN};
 use serde_json::Value;
 
 struct Killed(Child);
@@ -43,17 +42,6 @@ fn cg(netns: Option<&str>, url: &str, args: &[&str]) -> Value {
         String::from_utf8_lossy(&o.stderr)
     );
     serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 fn connected_node(netns: Option<&str>, url: &str) -> Option<String> {

@@ -19,7 +19,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::openclaw::{command, kill_group, peer_dir};
-use common::TOKEN;
+use common::{wait_for, TOKEN};
 use harness::{zc_browse, Netns, Proc};
 use serde_json::Value;
 
@@ -106,17 +106,6 @@ impl TlsGw {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.state.path().join("gateway.log")).unwrap_or_default()
-    }
-}
-
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

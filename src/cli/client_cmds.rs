@@ -3,68 +3,15 @@
 //! Credential rules (config.md §8.1): with `--url`, credentials must be explicit;
 //! without it the local gateway is targeted with the configured or generated token.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use super::{out, CallArgs, TargetArgs, TokenArgs};
-use crate::client::{Client, ClientError, Target};
-use crate::config::{self, secrets, Overrides, Secret, TokenSource};
+use crate::client::{Client, ClientError};
+use crate::config::{self, secrets, Overrides, TokenSource};
 use crate::protocol::scopes::CLI_DEFAULT_SCOPES;
 
 /// Exit code for usage errors.
 const USAGE: i32 = 2;
-
-fn target(a: &TargetArgs) -> anyhow::Result<Result<Target, String>> {
-    let timeout = Duration::from_millis(a.timeout);
-    if let Some(url) = &a.url {
-        if a.token.is_none() && a.password.is_none() {
-            return Ok(Err("--url needs explicit --token or --password (credentials are never taken from config or env with --url)".into()));
-        }
-        if url.contains('?') || url.contains('#') {
-            return Ok(Err(
-                "--url must not carry a query or fragment; credentials go in --token/--password"
-                    .into(),
-            ));
-        }
-        return Ok(Ok(Target {
-            url: url.clone(),
-            token: a.token.clone().map(Secret::new),
-            password: a.password.clone().map(Secret::new),
-            timeout,
-            tls: tls_opts(&a.tls, own_pins(a)),
-        }));
-    }
-    let s = config::load(
-        &Overrides {
-            config: a.config.clone(),
-            ..Default::default()
-        },
-        &config::process_env,
-    )?;
-    let token = a
-        .token
-        .clone()
-        .map(Secret::new)
-        .or(s.auth.token.clone())
-        .or_else(|| secrets::read_generated_token(&s.paths.state_dir));
-    let password = a
-        .password
-        .clone()
-        .map(Secret::new)
-        .or(s.auth.password.clone());
-    let tls = crate::tls::TlsSettings::from_settings(&s);
-    let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let url = config::process_env(config::env::URL)
-        .unwrap_or_else(|| format!("{scheme}://127.0.0.1:{}", s.port));
-    Ok(Ok(Target {
-        url,
-        token,
-        password,
-        timeout,
-        tls: tls_opts(&a.tls, tls.iter().filter_map(own_pin).collect()),
-    }))
-}
 
 /// Trust options from the TLS flags plus this host's own certificate pins.
 pub fn tls_opts(a: &super::TlsArgs, local_pins: Vec<String>) -> crate::client::TlsOpts {
@@ -82,12 +29,12 @@ pub fn interactive() -> bool {
 }
 
 /// The fingerprint of this host's gateway certificate, if it can be read.
-fn own_pin(t: &crate::tls::TlsSettings) -> Option<String> {
+pub(super) fn own_pin(t: &crate::tls::TlsSettings) -> Option<String> {
     crate::tls::cert::leaf_fingerprint(&t.cert_path).ok()
 }
 
 /// Pins for `--url`: this host's gateway certificate (configured path, else the default one).
-fn own_pins(a: &TargetArgs) -> Vec<String> {
+pub(super) fn own_pins(a: &TargetArgs) -> Vec<String> {
     let over = Overrides {
         config: a.config.clone(),
         ..Default::default()
@@ -114,11 +61,12 @@ pub enum RpcOutcome {
 
 /// Connects (CLI defaults), calls one method, closes.
 pub async fn rpc(a: &TargetArgs, method: &str, params: Value) -> anyhow::Result<RpcOutcome> {
-    let t = match target(a)? {
-        Ok(t) => t,
+    let resolved = match super::target::resolve(a).await? {
+        Ok(r) => r,
         Err(usage) => return Ok(RpcOutcome::Failed(usage_error(a.json, &usage))),
     };
-    let mut c = match Client::connect(&t, "cli", CLI_DEFAULT_SCOPES).await {
+    let t = &resolved.target;
+    let mut c = match Client::connect(t, "cli", CLI_DEFAULT_SCOPES).await {
         Ok(c) => c,
         Err(e) => return report(a.json, e).map(RpcOutcome::Failed),
     };
@@ -169,6 +117,7 @@ fn error_code(e: &ClientError) -> &'static str {
         ClientError::Closed(_) => "CLOSED",
         ClientError::Rejected { .. } => "REJECTED",
         ClientError::Protocol(_) => "PROTOCOL",
+        ClientError::Device(_) => "STATE",
     }
 }
 
@@ -183,10 +132,24 @@ fn report(as_json: bool, e: ClientError) -> anyhow::Result<i32> {
         crate::outln!("{}", out::json_error(error_code(&e), &e.to_string(), extra));
     }
     crate::errln!("error: {e}");
-    if let Some(hint) = hint(&e) {
+    if let Some(id) = pairing_request(&e) {
+        crate::errln!("hint: this CLI asked to pair (request {id}); on the gateway host run `clawgate devices approve {id}`, then run this command again");
+    } else if let Some(hint) = hint(&e) {
         crate::errln!("hint: {hint}");
     }
     Ok(1)
+}
+
+/// The pairing request id of a `PAIRING_REQUIRED` rejection.
+fn pairing_request(e: &ClientError) -> Option<&str> {
+    match e {
+        ClientError::Rejected { detail, error, .. }
+            if detail.as_deref() == Some("PAIRING_REQUIRED") =>
+        {
+            error["details"]["requestId"].as_str()
+        }
+        _ => None,
+    }
 }
 
 /// What to try next for the common failures.
@@ -221,12 +184,13 @@ pub async fn call(c: CallArgs) -> anyhow::Result<i32> {
 
 /// `probe`: connect as a probe, then report what the credentials allow.
 pub async fn probe(a: TargetArgs) -> anyhow::Result<i32> {
-    let t = match target(&a)? {
-        Ok(t) => t,
+    let resolved = match super::target::resolve(&a).await? {
+        Ok(r) => r,
         Err(usage) => return Ok(usage_error(a.json, &usage)),
     };
+    let t = &resolved.target;
     let started = std::time::Instant::now();
-    let mut c = match Client::connect(&t, "probe", &["operator.read"]).await {
+    let mut c = match Client::connect(t, "probe", &["operator.read"]).await {
         Ok(c) => c,
         Err(e) => {
             let reachable = !matches!(e, ClientError::Connect { .. } | ClientError::Timeout(_));

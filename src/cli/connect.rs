@@ -3,7 +3,7 @@
 //! for any OpenClaw client.
 //!
 //! Invariants: no credential travels to a probe; `--forward` listens on loopback only. The other
-//! client commands do not use the route yet (issue 16 item 7).
+//! client commands take the same route when `gateway.mode` is `"remote"` ([`super::target`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! A minimal protocol v4 client for clawgate's own CLI commands (`health`,
 //! `status`, `call`, `probe`): challenge → connect → hello-ok → requests.
-//! Credentials travel only in the `connect` frame, never in the URL.
+//!
+//! Invariants: credentials travel only in the `connect` frame, never in the URL. With
+//! [`Target::device`] the connect carries the CLI's signed device identity ([`device`]) and a
+//! stored device token is offered only to the gateway that issued it; a token the gateway
+//! refuses (`AUTH_DEVICE_TOKEN_MISMATCH`) is dropped so the next connect pairs again.
 
 use std::time::Duration;
 
@@ -11,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::config::Secret;
 
 pub mod candidates;
+pub mod device;
 pub mod endpoints;
 pub mod forward;
 pub mod pins;
@@ -38,6 +43,8 @@ pub enum ClientError {
     },
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("device identity: {0}")]
+    Device(#[from] device::DeviceError),
 }
 
 /// How to reach and authenticate to a gateway.
@@ -49,6 +56,81 @@ pub struct Target {
     pub timeout: Duration,
     /// Certificate trust for `wss://`.
     pub tls: TlsOpts,
+    /// Client state dir: connect as the CLI's paired device (identity and device tokens below
+    /// it). `None`: a device-less shared-secret connect (the reference CLI's `--url` on loopback).
+    pub device: Option<std::path::PathBuf>,
+}
+
+/// The role clawgate's CLI connects as.
+const ROLE: &str = "operator";
+
+/// The `connect` params: credentials by config.md §8.1 / protocol.md §8.6 (the shared token,
+/// else the stored device token; the password whenever given) and, with a device, its proof
+/// signed over the challenge.
+pub(crate) fn connect_params(
+    t: &Target,
+    dev: Option<&device::Device>,
+    stored: Option<&Secret>,
+    challenge: &Value,
+    mode: &str,
+    scopes: &[&str],
+) -> Value {
+    let mut auth = serde_json::Map::new();
+    if let Some(tok) = &t.token {
+        auth.insert("token".into(), json!(tok.expose()));
+    } else if let Some(tok) = stored {
+        auth.insert("deviceToken".into(), json!(tok.expose()));
+    }
+    if let Some(pw) = &t.password {
+        auth.insert("password".into(), json!(pw.expose()));
+    }
+    let mut client = json!({"id": "cli", "version": env!("CARGO_PKG_VERSION"), "platform": device::PLATFORM, "mode": mode});
+    let mut params = json!({
+        "minProtocol": 4, "maxProtocol": 4,
+        "role": ROLE, "scopes": scopes, "caps": [],
+    });
+    if let Some(d) = dev {
+        let token = t
+            .token
+            .as_ref()
+            .or(stored)
+            .map(Secret::expose)
+            .unwrap_or("");
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let nonce = challenge["payload"]["nonce"].as_str().unwrap_or_default();
+        let signed_at_ms = challenge["payload"]["ts"]
+            .as_u64()
+            .unwrap_or_else(|| crate::util::now_ms() as u64);
+        client["deviceFamily"] = json!(device::Device::family());
+        params["device"] = d.proof(&device::Signed {
+            client_id: "cli",
+            mode,
+            role: ROLE,
+            scopes: &scopes,
+            token,
+            nonce,
+            signed_at_ms,
+        });
+    }
+    params["client"] = client;
+    params["auth"] = Value::Object(auth);
+    params
+}
+
+/// Stores the device token `hello-ok` issued, if any.
+fn remember(d: &device::Device, hello: &Value) -> Result<(), device::DeviceError> {
+    let Some(token) = hello["auth"]["deviceToken"].as_str() else {
+        return Ok(());
+    };
+    let scopes = hello["auth"]["scopes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    d.remember(ROLE, token, scopes)
 }
 
 /// A connected, authenticated client.
@@ -84,20 +166,39 @@ impl Client {
         if challenge["event"] != "connect.challenge" {
             return Err(ClientError::Protocol("expected connect.challenge".into()));
         }
-        let mut auth = serde_json::Map::new();
-        if let Some(tok) = &t.token {
-            auth.insert("token".into(), json!(tok.expose()));
+        let dev = match &t.device {
+            Some(dir) => {
+                let key = device::gateway_key(&t.url).ok_or_else(|| {
+                    ClientError::Protocol(format!("not a gateway URL: {}", t.url))
+                })?;
+                Some(device::Device::open(dir, key)?)
+            }
+            None => None,
+        };
+        let stored = match &dev {
+            Some(d) if t.token.is_none() => d.token(ROLE)?,
+            _ => None,
+        };
+        let params = connect_params(t, dev.as_ref(), stored.as_ref(), &challenge, mode, scopes);
+        match c.request("connect", params).await {
+            Ok(hello) => {
+                if let Some(d) = &dev {
+                    remember(d, &hello)?;
+                }
+                c.hello = hello;
+                Ok(c)
+            }
+            Err(e) => {
+                if let (Some(d), Some(_), ClientError::Rejected { detail, .. }) =
+                    (&dev, &stored, &e)
+                {
+                    if detail.as_deref() == Some("AUTH_DEVICE_TOKEN_MISMATCH") {
+                        d.forget(ROLE)?;
+                    }
+                }
+                Err(e)
+            }
         }
-        if let Some(pw) = &t.password {
-            auth.insert("password".into(), json!(pw.expose()));
-        }
-        let params = json!({
-            "minProtocol": 4, "maxProtocol": 4,
-            "client": {"id": "cli", "version": env!("CARGO_PKG_VERSION"), "platform": std::env::consts::OS, "mode": mode},
-            "role": "operator", "scopes": scopes, "caps": [], "auth": auth,
-        });
-        c.hello = c.request("connect", params).await?;
-        Ok(c)
     }
 
     async fn next_frame(&mut self) -> Result<Value, ClientError> {

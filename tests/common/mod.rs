@@ -35,6 +35,18 @@ pub async fn bounded<F: std::future::Future>(limit: Duration, f: F) -> F::Output
 }
 
 /// A loopback port that was free a moment ago (bound to `:0` and released).
+/// Polls `f` every 250 ms until it yields a value; panics after `secs` naming `what`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind :0");
     l.local_addr().expect("local addr").port()
