@@ -334,13 +334,13 @@ fn wss_to_a_tailnet_address_is_accepted_and_plain_ws_still_refused() {
         p,
     );
     let wss = format!("wss://100.64.9.1:{p}");
-    // The handshake completes (hello-ok): `health` is then refused for scope, not transport — a
-    // remote operator without a paired device gets no scopes (protocol.md), so that is the proof.
+    // TLS and the token are accepted: the gateway then asks the CLI's own (unpaired) device to pair
+    // — an answer only the authenticated handshake reaches, so that is the proof of transport.
     let h = gw.cli_at(&net, 1, &wss, &["health"]);
     let v: Value = serde_json::from_slice(&h.stdout).unwrap_or_default();
     assert_eq!(
         v["error"]["details"]["code"],
-        "MISSING_SCOPE",
+        "PAIRING_REQUIRED",
         "wss to the tailnet address: {v} {}",
         String::from_utf8_lossy(&h.stderr)
     );

@@ -13,11 +13,21 @@ use crate::protocol::scopes::CLI_DEFAULT_SCOPES;
 /// Exit code for usage errors.
 const USAGE: i32 = 2;
 
-/// Trust options from the TLS flags plus this host's own certificate pins.
-pub fn tls_opts(a: &super::TlsArgs, local_pins: Vec<String>) -> crate::client::TlsOpts {
+/// Trust options from the TLS flags plus this host's own certificate pins, with the pin store
+/// under `state_dir` (a terminal may confirm a first-use certificate).
+pub fn tls_opts(
+    a: &super::TlsArgs,
+    local_pins: Vec<String>,
+    state_dir: &std::path::Path,
+) -> crate::client::TlsOpts {
     crate::client::TlsOpts {
         fingerprint: a.tls_fingerprint.clone(),
         local_pins,
+        store: Some(state_dir.to_path_buf()),
+        trust: a.trust_fingerprint.clone(),
+        prompt: interactive(),
+        system_roots: true,
+        ca_file: a.ca_file.clone(),
         ..Default::default()
     }
 }

@@ -108,7 +108,7 @@ pub fn print_report(report: &crate::client::select::Report) {
 /// `clawgate connect`.
 pub async fn run(c: ConnectArgs) -> anyhow::Result<i32> {
     let rs = RemoteSettings::load(c.config.as_deref(), &config::process_env)?;
-    let base = client_cmds::tls_opts(&c.tls, Vec::new());
+    let base = client_cmds::tls_opts(&c.tls, Vec::new(), &rs.state_dir);
     let timeout = Duration::from_millis(c.timeout.min(MAX_PROBE_MS));
     let route = match route::route(&inputs(&c, &rs)?, &base, timeout).await {
         Ok(r) => r,

@@ -11,6 +11,7 @@ pub mod doctor_report;
 pub mod logging;
 pub mod out;
 pub mod pairing_cmds;
+pub mod pins_cmd;
 pub mod run;
 pub mod status_view;
 pub mod target;
@@ -133,6 +134,14 @@ pub enum Command {
         after_help = "Examples:\n  clawgate tls fingerprint\n  clawgate tls rotate"
     )]
     Tls(tls_cmds::TlsCmd),
+    /// Stored gateway certificate pins (this machine as a client): list, forget.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  clawgate pins list
+  clawgate pins forget vienna.tail1234.ts.net:443"
+    )]
+    Pins(pins_cmd::PinsCmd),
 }
 
 #[derive(Args, Debug, Default)]
@@ -216,9 +225,17 @@ pub struct TargetArgs {
 /// Certificate trust for `wss://` targets.
 #[derive(Args, Debug, Default, Clone)]
 pub struct TlsArgs {
-    /// Require this SHA-256 certificate fingerprint (wss:// only).
+    /// Require this SHA-256 certificate fingerprint (wss:// only; not stored).
     #[arg(long, value_name = "SHA256")]
     pub tls_fingerprint: Option<String>,
+    /// First use: trust and store the gateway certificate if it has this SHA-256 fingerprint
+    /// (compare with `clawgate tls fingerprint` on the gateway host).
+    #[arg(long, value_name = "SHA256")]
+    pub trust_fingerprint: Option<String>,
+    /// Also trust certificates issued by the CA certificates in this PEM file (with the host
+    /// name checked), like the system's roots.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -318,6 +335,7 @@ async fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Dns(DnsCmd::Setup(d)) => crate::discovery::cli::run_dns_setup(d).await,
         Command::Doctor(d) => doctor::run(d).await,
         Command::Tls(c) => tls_cmds::run(c),
+        Command::Pins(c) => pins_cmd::run(c),
     }
 }
 

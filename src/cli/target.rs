@@ -100,7 +100,8 @@ fn explicit(
     let Some(key) = gateway_key(url) else {
         return Ok(Err(format!("--url {url}: not a ws:// or wss:// URL")));
     };
-    let device = device_for(url, client_state_dir(a)?);
+    let state_dir = client_state_dir(a)?;
+    let device = device_for(url, state_dir.clone());
     if a.token.is_none() && a.password.is_none() && !has_device_token(device.as_ref(), key)? {
         return Ok(Err("--url needs explicit --token or --password (credentials are never taken from config or env with --url; a device token from pairing with that gateway also counts)".into()));
     }
@@ -109,7 +110,7 @@ fn explicit(
         token: a.token.clone().map(Secret::new),
         password: a.password.clone().map(Secret::new),
         timeout,
-        tls: tls_opts(&a.tls, own_pins(a)),
+        tls: tls_opts(&a.tls, own_pins(a), &state_dir),
         device,
     })))
 }
@@ -140,7 +141,7 @@ async fn remote(
         state_dir: Some(rs.state_dir.clone()),
         ..Default::default()
     };
-    let base = tls_opts(&a.tls, Vec::new());
+    let base = tls_opts(&a.tls, Vec::new(), &rs.state_dir);
     let route = match route::route(&inputs, &base, timeout).await {
         Ok(r) => r,
         Err(e) => {
@@ -199,7 +200,7 @@ fn local(a: &TargetArgs, timeout: Duration) -> anyhow::Result<Result<Resolved, S
         token,
         password,
         timeout,
-        tls: tls_opts(&a.tls, pins),
+        tls: tls_opts(&a.tls, pins, &s.paths.state_dir),
         device,
     })))
 }

@@ -19,6 +19,7 @@ pub mod device;
 pub mod endpoints;
 pub mod forward;
 pub mod pins;
+pub mod pinstore;
 pub mod probe;
 pub mod remote;
 pub mod route;

@@ -14,10 +14,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
+use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::crypto::WebPkiSupportedAlgorithms;
 use tokio_rustls::rustls::crypto::{verify_tls12_signature, verify_tls13_signature};
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio_rustls::rustls::{self, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio_rustls::rustls::{
+    self, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::WebSocketStream;
@@ -31,21 +34,71 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A client WebSocket over TCP or TLS.
 pub type ClientWs = WebSocketStream<Box<dyn Io>>;
 
-/// Accepts exactly the leaves whose fingerprint is pinned.
+/// The leaf fingerprint a server presented, recorded by [`PinnedLeaf`] (accepted or not).
+pub type Presented = Arc<std::sync::Mutex<Option<String>>>;
+
+/// Accepts exactly the leaves whose fingerprint is pinned — or, when given roots, a chain that
+/// verifies against them with the host name (public certificates, no pin needed).
 #[derive(Debug)]
 pub struct PinnedLeaf {
     pins: Vec<String>,
     algs: WebPkiSupportedAlgorithms,
+    presented: Presented,
+    roots: Option<Arc<dyn ServerCertVerifier>>,
 }
 
 impl PinnedLeaf {
     /// Pins in any accepted spelling (`sha256:` prefix, colons, upper case).
     pub fn new(pins: &[String]) -> Self {
+        Self::recording(pins, Presented::default())
+    }
+
+    /// Like [`PinnedLeaf::new`], recording the presented fingerprint in `presented`.
+    pub fn recording(pins: &[String], presented: Presented) -> Self {
         PinnedLeaf {
             pins: pins.iter().filter_map(|p| normalize(p)).collect(),
             algs: provider().signature_verification_algorithms,
+            presented,
+            roots: None,
         }
     }
+
+    /// Also accepts a chain that verifies against `roots` for the server name.
+    pub fn with_roots(mut self, roots: Arc<RootCertStore>) -> Result<Self, String> {
+        let v = WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.roots = Some(v);
+        Ok(self)
+    }
+}
+
+/// Trust roots: the system's (`system`) plus the PEM certificates in `ca_file`.
+pub fn roots(system: bool, ca_file: Option<&std::path::Path>) -> Result<RootCertStore, String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    let mut store = RootCertStore::empty();
+    if system {
+        let found = rustls_native_certs::load_native_certs();
+        let (added, _) = store.add_parsable_certificates(found.certs);
+        tracing::debug!(added, errors = found.errors.len(), "system trust roots");
+    }
+    if let Some(p) = ca_file {
+        let certs = CertificateDer::pem_file_iter(p)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("--ca-file {}: {e}", p.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-file {}: no PEM certificate in it",
+                p.display()
+            ));
+        }
+        for c in certs {
+            store
+                .add(c)
+                .map_err(|e| format!("--ca-file {}: {e}", p.display()))?;
+        }
+    }
+    Ok(store)
 }
 
 /// A fingerprint as 64 lowercase hex, or `None` when malformed.
@@ -67,7 +120,20 @@ impl ServerCertVerifier for PinnedLeaf {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let fp = fingerprint(end_entity);
+        if let Ok(mut seen) = self.presented.lock() {
+            *seen = Some(fp.clone());
+        }
         if self.pins.contains(&fp) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        if let Some(roots) = &self.roots {
+            if let Err(e) =
+                roots.verify_server_cert(end_entity, _intermediates, _server_name, _ocsp, _now)
+            {
+                return Err(rustls::Error::General(format!(
+                    "gateway certificate fingerprint {fp} is not pinned and does not verify against the trusted roots ({e})"
+                )));
+            }
             return Ok(ServerCertVerified::assertion());
         }
         Err(rustls::Error::General(format!(
@@ -105,10 +171,17 @@ impl ServerCertVerifier for PinnedLeaf {
 
 /// A TLS 1.3 client config that trusts only `pins`, offering `alpn`.
 pub fn pinned_config(pins: &[String], alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, rustls::Error> {
+    recording_config(PinnedLeaf::new(pins), alpn)
+}
+
+fn recording_config(
+    verifier: PinnedLeaf,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, rustls::Error> {
     let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedLeaf::new(pins)))
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
@@ -127,17 +200,21 @@ pub enum StreamError {
     #[error("TLS handshake: {0}")]
     Handshake(std::io::Error),
     /// The certificate was refused (pin mismatch, no pin): a trust failure, not an outage.
-    #[error("{0}")]
-    Untrusted(std::io::Error),
+    #[error("{err}")]
+    Untrusted {
+        err: std::io::Error,
+        /// The leaf fingerprint the server presented.
+        presented: Option<String>,
+    },
 }
 
 impl From<StreamError> for WsError {
     fn from(e: StreamError) -> WsError {
         match e {
             StreamError::Url(w) => w,
-            StreamError::Connect(e) | StreamError::Handshake(e) | StreamError::Untrusted(e) => {
-                WsError::Io(e)
-            }
+            StreamError::Connect(e)
+            | StreamError::Handshake(e)
+            | StreamError::Untrusted { err: e, .. } => WsError::Io(e),
         }
     }
 }
@@ -169,6 +246,17 @@ pub async fn open_stream(
     pins: &[String],
     server_name: Option<&str>,
 ) -> Result<Box<dyn Io>, StreamError> {
+    Ok(open_stream_seen(url, pins, server_name, None).await?.0)
+}
+
+/// [`open_stream`], also accepting chains that verify against `roots`, and returning the
+/// fingerprint the server presented (`None` for `ws://`).
+pub async fn open_stream_seen(
+    url: &str,
+    pins: &[String],
+    server_name: Option<&str>,
+    roots: Option<Arc<RootCertStore>>,
+) -> Result<(Box<dyn Io>, Option<String>), StreamError> {
     use tokio_tungstenite::tungstenite::error::UrlError;
     let uri = url
         .into_client_request()
@@ -196,20 +284,32 @@ pub async fn open_stream(
         .map_err(StreamError::Connect)?;
     let _ = tcp.set_nodelay(true);
     if !tls {
-        return Ok(Box::new(tcp));
+        return Ok((Box::new(tcp), None));
     }
     let other = |e: String| StreamError::Handshake(std::io::Error::other(e));
-    let cfg = pinned_config(pins, &[b"http/1.1"]).map_err(|e| other(e.to_string()))?;
+    let seen = Presented::default();
+    let mut verifier = PinnedLeaf::recording(pins, seen.clone());
+    if let Some(r) = roots {
+        verifier = verifier.with_roots(r).map_err(other)?;
+    }
+    let cfg = recording_config(verifier, &[b"http/1.1"]).map_err(|e| other(e.to_string()))?;
     let name = ServerName::try_from(server_name.unwrap_or(&host).to_string())
         .map_err(|e| other(e.to_string()))?;
     match tokio_rustls::TlsConnector::from(cfg)
         .connect(name, tcp)
         .await
     {
-        Ok(s) => Ok(Box::new(s)),
-        Err(e) if is_certificate_refusal(&e) => Err(StreamError::Untrusted(e)),
+        Ok(s) => Ok((Box::new(s), presented(&seen))),
+        Err(err) if is_certificate_refusal(&err) => Err(StreamError::Untrusted {
+            err,
+            presented: presented(&seen),
+        }),
         Err(e) => Err(StreamError::Handshake(e)),
     }
+}
+
+fn presented(seen: &Presented) -> Option<String> {
+    seen.lock().ok().and_then(|s| s.clone())
 }
 
 #[cfg(test)]
