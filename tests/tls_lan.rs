@@ -372,3 +372,69 @@ fn wss_to_a_tailnet_address_is_accepted_and_plain_ws_still_refused() {
         "plain ws to a tailnet address must fail"
     );
 }
+
+/// threats.md TLS-6/TLS-7 across namespaces with clawgate's own client: the first contact with a
+/// discovered TLS gateway is refused before any WebSocket frame and stores nothing until the user
+/// confirms the fingerprint; once pinned, a rogue gateway at the same name and port — its beacon
+/// advertising its own fingerprint — is refused with both fingerprints, and neither the beacon nor
+/// `--trust-fingerprint` replaces the stored pin.
+#[test]
+fn a_discovered_gateway_is_trusted_only_once_confirmed_and_a_rogue_beacon_never_repins() {
+    let mut net = Netns::new(2);
+    net.link(0, 1, "tr", &["10.84.0.1/24"], &["10.84.0.2/24"]);
+    net.settle();
+    let p = port() + 3;
+    let laptop = tempfile::tempdir().unwrap();
+    let pins = laptop.path().join("state/clawgate/client/pins.json");
+    let connect = |extra: &[&str]| {
+        let bin = env!("CARGO_BIN_EXE_clawgate");
+        let mut c = net.cmd(
+            1,
+            &[bin, "connect", "--json", "--pick", "1", "--timeout", "8000"],
+        );
+        c.args(extra)
+            .env("HOME", laptop.path())
+            .env("OPENCLAW_STATE_DIR", laptop.path().join("state"))
+            .env_remove("OPENCLAW_CONFIG_PATH")
+            .stdin(Stdio::null());
+        let o = c.output().unwrap();
+        let t = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), t)
+    };
+    let cfg = r#"{ bind: "lan", tls: { enabled: true } }"#;
+    let real = TlsGw::start(&net, 0, cfg, p);
+    let fp = real.fingerprint();
+
+    let (ok, t) = wait_for("the beacon to be discovered", 30, || {
+        let (ok, t) = connect(&[]);
+        t.contains("gateways found").then_some((ok, t))
+    });
+    assert!(!ok, "first contact without confirmation is refused: {t}");
+    assert!(t.contains(&format!("--trust-fingerprint {fp}")), "{t}");
+    assert!(!pins.exists(), "nothing stored before confirmation: {t}");
+    let (ok, t) = connect(&["--trust-fingerprint", &fp]);
+    assert!(ok, "confirmed: {t}");
+    assert!(std::fs::read_to_string(&pins).unwrap().contains(&fp));
+
+    drop(real);
+    let rogue = TlsGw::start(&net, 0, cfg, p);
+    let rogue_fp = rogue.fingerprint();
+    assert_ne!(rogue_fp, fp);
+    let (ok, t) = connect(&[]);
+    assert!(!ok, "the rogue is refused: {t}\n{}", rogue.log());
+    assert!(
+        t.contains(&fp) && t.contains(&rogue_fp) && t.contains("clawgate pins forget"),
+        "{t}"
+    );
+    let (ok, t) = connect(&["--trust-fingerprint", &rogue_fp]);
+    assert!(!ok, "a flag never replaces a stored pin: {t}");
+    let stored = std::fs::read_to_string(&pins).unwrap();
+    assert!(
+        stored.contains(&fp) && !stored.contains(&rogue_fp),
+        "{stored}"
+    );
+}

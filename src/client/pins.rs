@@ -154,7 +154,7 @@ pub async fn open_stream(url: &str, opts: &TlsOpts) -> Result<Box<dyn Io>, OpenE
             tracing::debug!(error = %err, "certificate refused");
             let mut msg = why.message();
             if with_roots && why.may_prompt() {
-                msg.push_str(&format!(" [{err}]"));
+                msg.push_str(&format!(" (system trust: {err})"));
             }
             Err(untrusted(msg))
         }
