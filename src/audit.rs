@@ -269,28 +269,13 @@ fn log(f: &Finding) {
     }
 }
 
-/// `clawgate doctor`: one check per finding — the running gateway's (`/readyz` body, which
-/// includes run-time findings) when it answered, else the settings'. Critical findings fail.
-pub fn doctor_checks(s: &Settings, readyz: Option<&Value>) -> Vec<crate::cli::doctor::Check> {
+/// The findings `clawgate doctor` reports: the running gateway's (`/readyz` body, which includes
+/// run-time findings) when it answered, else the settings'.
+pub fn live_or_settings(s: &Settings, readyz: Option<&Value>) -> Vec<Finding> {
     let live = readyz
         .and_then(|r| r.get("audit"))
         .and_then(|a| serde_json::from_value::<Vec<Finding>>(a.clone()).ok());
     live.unwrap_or_else(|| from_settings(s))
-        .into_iter()
-        .map(|f| {
-            let severity = match f.severity {
-                Severity::Critical => "error",
-                Severity::Warning => "warning",
-            };
-            let detail = format!("{}: {}", f.severity.as_str(), f.message);
-            crate::cli::doctor::Check::new(
-                &format!("audit {}", f.id),
-                severity,
-                detail,
-                Some(f.fix),
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -338,9 +323,8 @@ mod tests {
         assert!(found.iter().all(|f| !f.fix.is_empty()));
         let v = serde_json::to_value(&found).unwrap();
         assert_eq!(v[1]["severity"], "critical");
-        let checks = doctor_checks(&s, Some(&serde_json::json!({ "audit": v })));
-        assert_eq!(checks.len(), 3);
-        assert!(!checks[0].ok && checks[2].ok);
+        let live = live_or_settings(&s, Some(&serde_json::json!({ "audit": v })));
+        assert_eq!(live, found, "the running gateway's findings round-trip");
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
     }
     exposure_check(&settings, &exposure, &mut checks);
     reach_checks(&exposure, &mut checks);
-    checks.extend(crate::audit::doctor_checks(&settings, ready.as_ref()));
+    let findings = crate::audit::live_or_settings(&settings, ready.as_ref());
+    checks.extend(super::doctor_report::audit_checks(findings));
     let ingress = exposure["ingress"]
         .as_str()
         .and_then(|s| s.parse::<SocketAddr>().ok());

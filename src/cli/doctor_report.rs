@@ -118,9 +118,40 @@ pub fn human_lines(checks: &[Check]) -> Vec<String> {
     lines
 }
 
+/// One check per audit finding; critical findings fail.
+pub fn audit_checks(findings: Vec<crate::audit::Finding>) -> Vec<Check> {
+    use crate::audit::Severity;
+    findings
+        .into_iter()
+        .map(|f| {
+            let severity = match f.severity {
+                Severity::Critical => "error",
+                Severity::Warning => "warning",
+            };
+            let detail = format!("{}: {}", f.severity.as_str(), f.message);
+            Check::new(&format!("audit {}", f.id), severity, detail, Some(f.fix))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn critical_findings_fail_and_warnings_do_not() {
+        use crate::audit::{Finding, Severity};
+        let f = |id: &str, severity| Finding {
+            id: id.into(),
+            severity,
+            message: "m".into(),
+            fix: "f".into(),
+        };
+        let checks = audit_checks(vec![f("a", Severity::Critical), f("b", Severity::Warning)]);
+        assert_eq!(checks.len(), 2);
+        assert!(!checks[0].ok && checks[1].ok);
+        assert_eq!(checks[0].fix.as_deref(), Some("f"));
+    }
 
     #[test]
     fn one_error_is_printed_once_and_severities_map_to_ok() {

@@ -273,12 +273,7 @@ fn host_policy(s: &Settings) -> HostPolicy {
     HostPolicy { names }
 }
 
-/// The machine's host name.
-pub fn hostname() -> std::io::Result<String> {
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))?;
-    Ok(h.trim().to_ascii_lowercase())
-}
+pub use crate::util::hostname;
 
 fn self_presence() -> Map<String, Value> {
     let host = hostname().unwrap_or_else(|_| "gateway".into());

@@ -50,7 +50,7 @@ impl Names {
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
             ],
         };
-        if let Ok(h) = crate::server::hostname() {
+        if let Ok(h) = crate::util::hostname() {
             if !h.is_empty() && h != "localhost" {
                 n.dns.push(format!("{h}.local"));
                 n.dns.push(h);
