@@ -236,12 +236,14 @@ pub fn tailnet(name: &str, port: u16) -> Vec<Candidate> {
 
 /// Asks on the terminal (stderr prompt, one stdin line, read off the async runtime); empty when
 /// stdin is not a terminal.
-pub async fn ask(prompt: &'static str) -> String {
+pub async fn ask(prompt: impl Into<String>) -> String {
+    let prompt = prompt.into();
     tokio::task::spawn_blocking(move || {
         if !std::io::stdin().is_terminal() {
             return String::new();
         }
         eprint!("{prompt}");
+        let _ = std::io::Write::flush(&mut std::io::stderr());
         let mut s = String::new();
         let _ = std::io::stdin().lock().read_line(&mut s);
         s

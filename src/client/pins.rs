@@ -77,8 +77,7 @@ impl TlsOpts {
         if !self.system_roots && self.ca_file.is_none() {
             return Ok(None);
         }
-        let r = crate::tls::client::roots(self.system_roots, self.ca_file.as_deref())?;
-        Ok(Some(std::sync::Arc::new(r)))
+        crate::tls::client::roots(self.system_roots, self.ca_file.as_deref()).map(Some)
     }
 
     fn pins(&self) -> Vec<String> {
@@ -127,10 +126,12 @@ pub async fn open_stream(url: &str, opts: &TlsOpts) -> Result<Box<dyn Io>, OpenE
     let with_roots = roots.is_some();
     match crate::tls::client::open_stream_seen(url, &pins, server_name, roots).await {
         Ok((io, seen)) => {
-            let explicit = seen.as_ref().is_some_and(|fp| opts.pins().contains(fp));
-            if stored.is_none() && !explicit && seen.is_some() && seen == trust {
-                pinstore::add(&store, &key, &seen.unwrap_or_default(), Confirmed::Flag)
-                    .map_err(|e| untrusted(e.to_string()))?;
+            // Accepted by the --trust-fingerprint pin alone (not an explicit one): store it.
+            if let (None, Some(t)) = (&stored, &trust) {
+                if seen.as_ref() == Some(t) && !opts.pins().contains(t) {
+                    pinstore::add(&store, &key, t, Confirmed::Flag)
+                        .map_err(|e| untrusted(e.to_string()))?;
+                }
             }
             Ok(io)
         }
@@ -209,18 +210,10 @@ impl Refusal<'_> {
     }
 }
 
-/// Asks on the terminal whether to trust `fp` for `key` (stdin read off the runtime).
+/// Asks on the terminal whether to trust `fp` for `key`.
 async fn confirm(key: &str, fp: &str) -> bool {
     let question = format!(
         "The gateway at {key} presents a certificate this machine has not seen:\n  sha256 {fp}\nCompare it with `clawgate tls fingerprint` on the gateway host. Trust it? [yes/no] "
     );
-    tokio::task::spawn_blocking(move || {
-        use std::io::{BufRead as _, Write as _};
-        eprint!("{question}");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == "yes"
-    })
-    .await
-    .unwrap_or(false)
+    super::candidates::ask(question).await.trim() == "yes"
 }

@@ -73,32 +73,49 @@ impl PinnedLeaf {
     }
 }
 
-/// Trust roots: the system's (`system`) plus the PEM certificates in `ca_file`.
-pub fn roots(system: bool, ca_file: Option<&std::path::Path>) -> Result<RootCertStore, String> {
-    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-    let mut store = RootCertStore::empty();
-    if system {
+/// The system's trust roots, read once per process (a file scan: never per connection).
+fn system_roots() -> &'static Arc<RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
         let found = rustls_native_certs::load_native_certs();
+        let mut store = RootCertStore::empty();
         let (added, _) = store.add_parsable_certificates(found.certs);
         tracing::debug!(added, errors = found.errors.len(), "system trust roots");
+        Arc::new(store)
+    })
+}
+
+/// Trust roots: the system's (`system`) plus the PEM certificates in `ca_file`.
+pub fn roots(
+    system: bool,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<RootCertStore>, String> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    let Some(p) = ca_file else {
+        return Ok(match system {
+            true => system_roots().clone(),
+            false => Arc::new(RootCertStore::empty()),
+        });
+    };
+    let mut store = match system {
+        true => RootCertStore::clone(system_roots()),
+        false => RootCertStore::empty(),
+    };
+    let certs = CertificateDer::pem_file_iter(p)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--ca-file {}: {e}", p.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--ca-file {}: no PEM certificate in it",
+            p.display()
+        ));
     }
-    if let Some(p) = ca_file {
-        let certs = CertificateDer::pem_file_iter(p)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+    for c in certs {
+        store
+            .add(c)
             .map_err(|e| format!("--ca-file {}: {e}", p.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "--ca-file {}: no PEM certificate in it",
-                p.display()
-            ));
-        }
-        for c in certs {
-            store
-                .add(c)
-                .map_err(|e| format!("--ca-file {}: {e}", p.display()))?;
-        }
     }
-    Ok(store)
+    Ok(Arc::new(store))
 }
 
 /// A fingerprint as 64 lowercase hex, or `None` when malformed.
