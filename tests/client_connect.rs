@@ -1,6 +1,7 @@
 //! `clawgate connect`: the four-step selection report, the plaintext rule on the effective URL,
 //! the saved endpoint, and `--forward` used by the real OpenClaw CLI (issue 16 items 4, 6).
-//! Step 4 (managed SSH) is not built yet; the report must say so rather than fake it.
+//! Step 4 (managed SSH) really runs ssh here and fails against a dead port; tests/client_ssh.rs
+//! drives it against a real sshd.
 
 mod common;
 
@@ -71,7 +72,7 @@ fn each_step_fails_in_turn_and_says_why() {
     let dead_port = free_port();
     let dead = format!("ws://127.0.0.1:{dead_port}");
     let cfg = format!(
-        r#"{{ gateway: {{ mode: "remote", remote: {{ url: "{dead}", remotePort: {dead_port}, sshTarget: "me@vienna" }} }} }}"#
+        r#"{{ gateway: {{ mode: "remote", remote: {{ url: "{dead}", remotePort: {dead_port}, sshTarget: "me@127.0.0.1:{dead_port}" }} }} }}"#
     );
     std::fs::write(state.path().join("openclaw.json"), cfg).unwrap();
     let o = clawgate(
@@ -104,8 +105,13 @@ fn each_step_fails_in_turn_and_says_why() {
         tailnet.iter().all(|u| u.starts_with("wss://")),
         "tailnet is secure only: {tailnet:?}"
     );
+    // Step 4 really runs ssh (no sshd answers there): failed, with ssh's own reason.
+    assert_eq!(got[4].1, "failed", "{v}");
     let ssh = &v["steps"][4]["why"];
-    assert!(ssh.as_str().unwrap().contains("not built yet"), "{ssh}");
+    assert!(
+        ssh.as_str().unwrap().contains("Connection refused"),
+        "{ssh}"
+    );
 }
 
 #[test]

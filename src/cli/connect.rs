@@ -14,9 +14,11 @@ use serde_json::json;
 use super::{client_cmds, out};
 use crate::client::endpoints::{self, Origin, SavedEndpoint};
 use crate::client::forward;
-use crate::client::remote::RemoteSettings;
+use crate::client::forward::Upstream;
+use crate::client::remote::{validate_identity, RemoteSettings};
 use crate::client::route::{self, Route, RouteError};
 use crate::client::select::Inputs;
+use crate::client::ssh::{SshTarget, TunnelSpec};
 use crate::config;
 
 /// Default forward address: where OpenClaw clients look for a gateway.
@@ -61,9 +63,30 @@ pub struct ConnectArgs {
     /// Save --url or --tailnet as the endpoint to try first next time.
     #[arg(long)]
     pub save: bool,
+    /// SSH target for policy step 4 (default gateway.remote.sshTarget), e.g. me@vienna:2222.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub ssh: Option<String>,
+    /// SSH private key for step 4 (default gateway.remote.sshIdentity).
+    #[arg(long, value_name = "PATH")]
+    pub ssh_identity: Option<String>,
 }
 
-fn inputs(c: &ConnectArgs, rs: &RemoteSettings) -> anyhow::Result<Inputs> {
+/// Step 4's tunnel from `--ssh`/`--ssh-identity` over the config; `Err` names the bad flag.
+fn tunnel_spec(c: &ConnectArgs, rs: &RemoteSettings) -> Result<Option<TunnelSpec>, String> {
+    let target = c
+        .ssh
+        .as_deref()
+        .map(|t| SshTarget::parse(t).map_err(|e| format!("--ssh: {e}")))
+        .transpose()?;
+    let identity = c
+        .ssh_identity
+        .as_deref()
+        .map(|p| validate_identity(p).map_err(|e| format!("--ssh-identity: {e}")))
+        .transpose()?;
+    Ok(rs.tunnel_spec(target, identity))
+}
+
+fn inputs(c: &ConnectArgs, rs: &RemoteSettings, ssh: Option<TunnelSpec>) -> anyhow::Result<Inputs> {
     Ok(Inputs {
         explicit_url: c.url.clone(),
         configured_url: rs.url.clone(),
@@ -82,7 +105,7 @@ fn inputs(c: &ConnectArgs, rs: &RemoteSettings) -> anyhow::Result<Inputs> {
         pick: c.pick,
         interactive: client_cmds::interactive(),
         remote_port: rs.remote_port,
-        ssh_configured: rs.ssh_target.is_some(),
+        ssh,
         state_dir: Some(rs.state_dir.clone()),
     })
 }
@@ -108,17 +131,29 @@ pub fn print_report(report: &crate::client::select::Report) {
 /// `clawgate connect`.
 pub async fn run(c: ConnectArgs) -> anyhow::Result<i32> {
     let rs = RemoteSettings::load(c.config.as_deref(), &config::process_env)?;
+    let ssh = match tunnel_spec(&c, &rs) {
+        Ok(s) => s,
+        Err(msg) => return Ok(client_cmds::usage_error(c.json, &msg)),
+    };
+    // The forward listener first: a busy address fails fast, and a tunnel never takes it.
+    let listener = match &c.forward {
+        Some(addr) => match bind_forward(c.json, addr).await {
+            Ok(l) => Some(l),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
     let base = client_cmds::tls_opts(&c.tls, Vec::new(), &rs.state_dir);
     let timeout = Duration::from_millis(c.timeout.min(MAX_PROBE_MS));
-    let route = match route::route(&inputs(&c, &rs)?, &base, timeout).await {
+    let route = match route::route(&inputs(&c, &rs, ssh)?, &base, timeout).await {
         Ok(r) => r,
         Err(e) => return Ok(route_failed(c.json, &e)),
     };
     if c.save {
         save_manual(&c, &rs, &route)?;
     }
-    if let Some(addr) = &c.forward {
-        return forward(c.json, route, addr).await;
+    if let Some(listener) = listener {
+        return forward(c.json, route, listener).await;
     }
     if c.json {
         let v = json!({"ok": true, "step": route.step, "url": route.url, "steps": route.report});
@@ -131,6 +166,9 @@ pub async fn run(c: ConnectArgs) -> anyhow::Result<i32> {
             route.step,
             crate::client::select::NAMES[usize::from(route.step - 1)]
         );
+    }
+    if let Some(t) = route.tunnel {
+        t.close().await;
     }
     Ok(0)
 }
@@ -164,15 +202,22 @@ fn save_manual(c: &ConnectArgs, rs: &RemoteSettings, route: &Route) -> anyhow::R
     Ok(())
 }
 
-async fn forward(json: bool, route: Route, addr: &str) -> anyhow::Result<i32> {
+/// Binds `--forward ADDR`; `Err(exit code)` after reporting a usage error.
+async fn bind_forward(json: bool, addr: &str) -> Result<tokio::net::TcpListener, i32> {
     let Ok(addr) = addr.parse::<SocketAddr>() else {
         let msg = format!("--forward {addr}: not an address like 127.0.0.1:18789");
-        return Ok(client_cmds::usage_error(json, &msg));
+        return Err(client_cmds::usage_error(json, &msg));
     };
-    let listener = match forward::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => return Ok(client_cmds::usage_error(json, &e.to_string())),
-    };
+    forward::bind(addr)
+        .await
+        .map_err(|e| client_cmds::usage_error(json, &e.to_string()))
+}
+
+async fn forward(
+    json: bool,
+    route: Route,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<i32> {
     let bound = listener.local_addr()?;
     if json {
         let v = json!({"ok": true, "forward": format!("ws://{bound}"), "step": route.step, "url": route.url, "steps": route.report});
@@ -192,7 +237,21 @@ async fn forward(json: bool, route: Route, addr: &str) -> anyhow::Result<i32> {
         signals.wait().await;
         stop.cancel();
     });
-    forward::serve(listener, route.url, route.tls, cancel).await;
+    let upstream = Upstream {
+        url: route.url,
+        tls: route.tls,
+        tunnel: route.tunnel.as_ref().map(|t| t.watch()),
+    };
+    let outcome = forward::serve(listener, upstream, cancel).await;
     waiter.abort();
-    Ok(0)
+    if let Some(t) = route.tunnel {
+        t.close().await;
+    }
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(why) => {
+            crate::errln!("error: {why}");
+            Ok(1)
+        }
+    }
 }

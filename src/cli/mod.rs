@@ -91,7 +91,7 @@ pub enum Command {
     Probe(TargetArgs),
     /// Find a reachable gateway by the four-step policy; with --forward keep it up on loopback.
     #[command(
-        after_help = "Steps: (1) saved or configured endpoint, (2) discovery (local. + wide-area), (3) --tailnet name over wss://, (4) SSH (gateway.remote.sshTarget; the managed tunnel is not built yet).\n\nExamples:\n  clawgate connect --json\n  clawgate connect --pick 1\n  clawgate connect --tailnet vienna --forward\n  clawgate connect --url wss://vienna.tail1234.ts.net --tls-fingerprint <sha256> --save"
+        after_help = "Steps: (1) saved or configured endpoint, (2) discovery (local. + wide-area), (3) --tailnet name over wss://, (4) SSH tunnel (--ssh or gateway.remote.sshTarget; your ssh, strict host keys, reconnects).\n\nExamples:\n  clawgate connect --json\n  clawgate connect --pick 1\n  clawgate connect --tailnet vienna --forward\n  clawgate connect --ssh me@vienna --forward\n  clawgate connect --url wss://vienna.tail1234.ts.net --tls-fingerprint <sha256> --save"
     )]
     Connect(connect::ConnectArgs),
     /// Show the configured gateway token (for this host's gateway).

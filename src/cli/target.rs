@@ -137,7 +137,7 @@ async fn remote(
         discover_timeout: Duration::from_millis(DISCOVER_MS),
         interactive: interactive(),
         remote_port: rs.remote_port,
-        ssh_configured: rs.ssh_target.is_some(),
+        ssh: rs.tunnel_spec(None, None),
         state_dir: Some(rs.state_dir.clone()),
         ..Default::default()
     };

@@ -24,6 +24,8 @@ pub mod probe;
 pub mod remote;
 pub mod route;
 pub mod select;
+pub mod ssh;
+pub mod tunnel;
 
 pub use pins::{OpenError, TlsOpts};
 

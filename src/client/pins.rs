@@ -33,6 +33,9 @@ pub struct TlsOpts {
     /// Host name for SNI and verification when the URL holds an address (a discovered SRV host)
     /// or a tunnel's loopback (threats.md SSH-2).
     pub server_name: Option<String>,
+    /// The gateway's own port when the URL is a tunnel's local end: pins stay keyed by the
+    /// real endpoint (`host:port`), not by an ephemeral loopback port.
+    pub pin_port: Option<u16>,
     /// This host's own gateway certificate fingerprints (trusted for loopback/own-host use).
     pub local_pins: Vec<String>,
     /// State dir of the pin store (`None`: no stored pins, nothing stored).
@@ -174,7 +177,7 @@ fn pinned_endpoint(url: &str, opts: &TlsOpts) -> Option<(PathBuf, String)> {
     let host = opts.server_name.as_deref().or(uri.host())?;
     Some((
         store,
-        pinstore::endpoint_key(host, uri.port_u16().unwrap_or(443)),
+        pinstore::endpoint_key(host, opts.pin_port.or(uri.port_u16()).unwrap_or(443)),
     ))
 }
 

@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use super::ssh::{SshTarget, TunnelSpec};
 use crate::config::file::{FileConfig, GatewayMode, RemoteFile};
 use crate::config::{self, secrets, ConfigError, EnvFn, Paths, Secret, DEFAULT_PORT};
 
@@ -45,7 +46,7 @@ pub struct RemoteSettings {
     pub transport: TransportPolicy,
     /// Normalised 64-hex SHA-256 pin (`gateway.remote.tlsFingerprint`).
     pub tls_fingerprint: Option<String>,
-    pub ssh_target: Option<String>,
+    pub ssh_target: Option<SshTarget>,
     pub ssh_identity: Option<PathBuf>,
     /// Gateway port on the SSH host (default 18789).
     pub remote_port: u16,
@@ -116,6 +117,20 @@ impl RemoteSettings {
             local_password: secret(&f.gateway.auth.password, "gateway.auth.password")?,
             state_dir: paths.state_dir.clone(),
             wide_area_domain: discovery.wide_area_domain(),
+        })
+    }
+
+    /// The SSH tunnel recipe (step 4): `target`/`identity` override the config's.
+    pub fn tunnel_spec(
+        &self,
+        target: Option<SshTarget>,
+        identity: Option<PathBuf>,
+    ) -> Option<TunnelSpec> {
+        Some(TunnelSpec {
+            target: target.or_else(|| self.ssh_target.clone())?,
+            identity: identity.or_else(|| self.ssh_identity.clone()),
+            policy: self.ssh_host_key_policy,
+            remote_port: self.remote_port,
         })
     }
 
@@ -209,26 +224,19 @@ fn validate_fingerprint(fp: &str, url: Option<&str>) -> Result<String, ConfigErr
     }
 }
 
-/// `user@host[:port]`: printable, no whitespace, no part starting with `-` (threats.md SSH-1).
-pub fn validate_ssh_target(t: &str) -> Result<String, ConfigError> {
-    let host = t.rsplit('@').next().unwrap_or_default();
-    let bad = t.is_empty()
-        || t.starts_with('-')
-        || host.is_empty()
-        || host.starts_with('-')
-        || t.split('@').any(|p| p.is_empty() || p.starts_with('-'))
-        || t.chars().any(|c| c.is_whitespace() || c.is_control());
-    if bad {
-        return Err(err(
+/// `[user@]host[:port]` ([`SshTarget::parse`]: no part starting with `-`, threats.md SSH-1).
+pub fn validate_ssh_target(t: &str) -> Result<SshTarget, ConfigError> {
+    SshTarget::parse(t).map_err(|e| {
+        err(
             "sshTarget",
-            format!("{t:?} is not a user@host[:port] target (no leading '-', no spaces)"),
+            e.to_string(),
             "set it to e.g. \"me@vienna\" or \"me@100.101.102.103:2222\"",
-        ));
-    }
-    Ok(t.to_string())
+        )
+    })
 }
 
-fn validate_identity(p: &str) -> Result<PathBuf, ConfigError> {
+/// `sshIdentity` (also `--ssh-identity`): a key file path, never an option.
+pub fn validate_identity(p: &str) -> Result<PathBuf, ConfigError> {
     if p.is_empty() || p.starts_with('-') {
         return Err(err(
             "sshIdentity",

@@ -41,7 +41,10 @@ fn remote_mode_reads_every_key() {
     assert_eq!(s.url.as_deref(), Some("wss://vienna.tail.ts.net"));
     assert_eq!(s.transport, TransportPolicy::Direct);
     assert_eq!(s.tls_fingerprint, Some("ab".repeat(32)));
-    assert_eq!(s.ssh_target.as_deref(), Some("me@vienna:2222"));
+    assert_eq!(
+        s.ssh_target.map(|t| t.to_string()).as_deref(),
+        Some("me@vienna:2222")
+    );
     assert_eq!(s.remote_port, 18800);
     assert_eq!(s.ssh_host_key_policy, HostKeyPolicy::Openssh);
 }

@@ -45,8 +45,8 @@ pub struct Inputs {
     pub interactive: bool,
     /// Gateway port for tailnet direct TLS (`remotePort`).
     pub remote_port: u16,
-    /// `gateway.remote.sshTarget` is set (step 4 is reported; the tunnel is not built yet).
-    pub ssh_configured: bool,
+    /// The SSH tunnel for step 4 (`--ssh` or `gateway.remote.sshTarget`).
+    pub ssh: Option<super::ssh::TunnelSpec>,
     /// Client state dir: a discovery choice is saved below it.
     pub state_dir: Option<std::path::PathBuf>,
 }
@@ -101,7 +101,7 @@ pub enum SelectError {
 
 pub(crate) const NAMES: [&str; 4] = ["paired endpoint", "discovery", "tailnet", "ssh"];
 
-fn line(
+pub(crate) fn line(
     report: &mut Report,
     step: u8,
     outcome: Outcome,
@@ -300,16 +300,15 @@ async fn step_tailnet(
     Ok(None)
 }
 
-/// Reports step 4 as skipped because SSH is not configured or not allowed.
-pub fn ssh_skipped(inp: &Inputs, report: &mut Report) {
-    let why = if inp.transport == TransportPolicy::Direct {
-        "gateway.remote.transport is \"direct\""
+/// Why step 4 may not run (`None`: it may).
+pub fn ssh_refused(inp: &Inputs) -> Option<&'static str> {
+    if inp.transport == TransportPolicy::Direct {
+        Some("gateway.remote.transport is \"direct\"")
     } else if inp.explicit_url.is_some() {
-        "--url names the endpoint; no fallback"
-    } else if inp.ssh_configured {
-        "the managed SSH transport is not built yet; tunnel by hand: ssh -N -L 18789:127.0.0.1:18789 <target>, then --url ws://127.0.0.1:18789"
+        Some("--url names the endpoint; no fallback")
+    } else if inp.ssh.is_none() {
+        Some("no SSH target configured (--ssh or gateway.remote.sshTarget)")
     } else {
-        "no SSH target configured (--ssh or gateway.remote.sshTarget)"
-    };
-    line(report, 4, Outcome::Skipped, why, None);
+        None
+    }
 }

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod netns;
 pub mod openclaw;
 pub mod reference;
+pub mod sshd;
 pub mod testnet;
 pub mod vienna;
 pub mod wirediff;
