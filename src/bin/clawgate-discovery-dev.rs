@@ -70,6 +70,8 @@ struct DynFile {
     tailnet_dns: Option<String>,
     /// Overrides `--tailnet-ip` when present (simulates addresses learned after start).
     tailnet_ips: Option<Vec<IpAddr>>,
+    /// A Serve/Funnel endpoint `host:port` the wide-area SRV should point at.
+    secure_route: Option<String>,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<DiscoveryConfig> {
@@ -100,6 +102,13 @@ fn dynamic(args: &RunArgs) -> DynamicInfo {
         tls_sha256: f.tls_sha256,
         tailnet_dns: f.tailnet_dns,
         tailnet_ips: f.tailnet_ips.unwrap_or_else(|| args.tailnet_ip.clone()),
+        secure_route: f.secure_route.as_deref().and_then(|r| {
+            let (host, port) = r.rsplit_once(':')?;
+            Some(clawgate::discovery::SecureRoute {
+                host: host.to_string(),
+                port: port.parse().ok()?,
+            })
+        }),
     }
 }
 

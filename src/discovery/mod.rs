@@ -47,6 +47,18 @@ pub struct DynamicInfo {
     pub tailnet_dns: Option<String>,
     /// Tailnet addresses of this node (wide-area A/AAAA, interface classification).
     pub tailnet_ips: Vec<IpAddr>,
+    /// The secure way in while Serve/Funnel fronts the gateway: the wide-area SRV points here
+    /// (MagicDNS name, 443 or the Funnel port) with TLS flagged, never at the loopback port.
+    pub secure_route: Option<SecureRoute>,
+}
+
+/// A TLS endpoint in front of the gateway (Serve/Funnel), by MagicDNS name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureRoute {
+    /// MagicDNS FQDN, lower case, no trailing dot.
+    pub host: String,
+    /// Its HTTPS port.
+    pub port: u16,
 }
 
 /// Everything the gateway knows that discovery needs.
@@ -136,6 +148,19 @@ impl Resolved {
             ssh_port: self.config.ssh_port(),
             cli_path: self.cli_path.clone(),
         }
+    }
+
+    /// TXT input for the wide-area zone: while a secure route fronts the gateway, its port and
+    /// `gatewayTls=1` — without `gatewayTlsSha256`, because Serve presents its own certificate,
+    /// not the gateway's.
+    pub fn wide_area_txt_input(&self, d: &DynamicInfo) -> txt::TxtInput {
+        let mut t = self.txt_input(d);
+        if let Some(r) = &d.secure_route {
+            t.gateway_port = r.port;
+            t.tls = true;
+            t.tls_sha256 = None;
+        }
+        t
     }
 
     /// Interface policy inputs.
@@ -263,5 +288,60 @@ mod tests {
         let mut off = DiscoveryConfig::default();
         off.mdns.mode = MdnsMode::Off;
         assert!(mdns_gate(&off, &lan, || None).is_some_and(|r| r.contains("off")));
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+
+    fn resolved() -> Resolved {
+        Resolved::new(&BeaconSettings {
+            config: DiscoveryConfig::default(),
+            state_dir: PathBuf::from("/nonexistent"),
+            gateway_port: 18789,
+            listen_addrs: vec!["127.0.0.1:18789".parse().expect("lit")],
+            instance_name: Some("vienna".into()),
+            cli_path: None,
+            dynamic: DynamicInfo::default(),
+        })
+    }
+
+    fn txt(z: &widearea::zone::ZoneSpec, key: &str) -> Option<String> {
+        z.txt.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn serve_mode_publishes_the_secure_route_not_the_loopback_port() {
+        let r = resolved();
+        let mut d = DynamicInfo {
+            tls: true,
+            tls_sha256: Some("ab".repeat(32)),
+            tailnet_ips: vec!["100.101.102.103".parse().expect("lit")],
+            ..Default::default()
+        };
+        let plain = widearea::zone_spec(&r, "openclaw.internal", &d).expect("zone");
+        assert_eq!((plain.port, plain.srv_target.as_deref()), (18789, None));
+        assert_eq!(txt(&plain, "gatewayTlsSha256"), Some("ab".repeat(32)));
+        d.secure_route = Some(SecureRoute {
+            host: "vienna.tail1234.ts.net".into(),
+            port: 443,
+        });
+        let z = widearea::zone_spec(&r, "openclaw.internal", &d).expect("zone");
+        assert_eq!(z.port, 443);
+        assert_eq!(z.srv_target.as_deref(), Some("vienna.tail1234.ts.net"));
+        assert_eq!(txt(&z, "gatewayPort").as_deref(), Some("443"));
+        assert_eq!(txt(&z, "gatewayTls").as_deref(), Some("1"));
+        assert_eq!(
+            txt(&z, "gatewayTlsSha256"),
+            None,
+            "Serve's certificate is not ours"
+        );
+        d.secure_route = Some(SecureRoute {
+            host: "evil name\n@ IN NS x".into(),
+            port: 443,
+        });
+        let z = widearea::zone_spec(&r, "openclaw.internal", &d).expect("zone");
+        assert_eq!((z.port, z.srv_target), (18789, None));
     }
 }

@@ -189,6 +189,19 @@ impl Exposure {
         })
     }
 
+    /// The Serve/Funnel endpoint by MagicDNS name and public port, while a route is wanted and
+    /// the name is known (what the wide-area beacon must point at, issue 16 item 1).
+    pub fn secure_route(&self) -> Option<crate::discovery::SecureRoute> {
+        let s = self.snapshot();
+        if s.mode == TailscaleMode::Off {
+            return None;
+        }
+        Some(crate::discovery::SecureRoute {
+            host: self.tailnet_dns()?,
+            port: s.public_port,
+        })
+    }
+
     /// Whether `ip` is one of this node's tailnet addresses (from Tailscale, not a CIDR).
     pub fn is_tailnet_ip(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();

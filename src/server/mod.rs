@@ -195,6 +195,7 @@ impl Gateway {
                         handle.update(crate::discovery::DynamicInfo {
                             tailnet_dns: gw.exposure.tailnet_dns(),
                             tailnet_ips: snap.tailnet_ips.clone(),
+                            secure_route: gw.exposure.secure_route(),
                             ..gw.tls_info()
                         });
                     }
@@ -220,6 +221,7 @@ impl Gateway {
             h.update(crate::discovery::DynamicInfo {
                 tailnet_dns: self.exposure.tailnet_dns(),
                 tailnet_ips: snap.tailnet_ips.clone(),
+                secure_route: self.exposure.secure_route(),
                 ..self.tls_info()
             });
         }

@@ -436,13 +436,16 @@ pub fn own_sidecar_gateway(
     for (k, v) in extra.as_object().cloned().unwrap_or_default() {
         cfg["gateway"][k] = v;
     }
-    let env: Vec<(&str, &str)> = net
-        .manifest
+    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &testnet_env(net))
+}
+
+/// The tailnet's offline environment (`TS_*` knobs) for a gateway supervising a sidecar.
+pub fn testnet_env(net: &testnet::Testnet) -> Vec<(&str, &str)> {
+    net.manifest
         .env
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    Gateway::with_config(&cfg, &["--port", "0", "--token", TOKEN], &env)
+        .collect()
 }
 
 /// Signed `operator.read` connect (client `cli`) over an open socket with `auth`; returns the

@@ -362,6 +362,7 @@ pub fn txt_zone(data: &[u8]) {
             instance: "gw".into(),
             host: "gw".into(),
             port: t.gateway_port,
+            srv_target: None,
             txt: set,
             v4: Ipv4Addr::new(100, 64, 0, 1),
             v6: vec![],

@@ -38,12 +38,24 @@ pub fn zone_spec(r: &Resolved, domain: &str, d: &DynamicInfo) -> Option<ZoneSpec
             IpAddr::V4(_) => None,
         })
         .collect();
+    let route = d.secure_route.as_ref().filter(|sr| {
+        let ok = zone::ldh_fqdn(&sr.host);
+        if !ok {
+            tracing::warn!(name = %sr.host, "secure route name is not an LDH host name; SRV keeps the gateway port");
+        }
+        ok
+    });
+    let txt_input = match route {
+        Some(_) => r.wide_area_txt_input(d),
+        None => r.txt_input(d),
+    };
     Some(ZoneSpec {
         domain: domain.to_string(),
         instance: names::wide_area_instance_label(&r.hostname),
         host: r.host_label.clone(),
-        port: r.gateway_port,
-        txt: txt::wide_area_txt(&r.txt_input(d)),
+        port: route.map_or(r.gateway_port, |sr| sr.port),
+        srv_target: route.map(|sr| sr.host.clone()),
+        txt: txt::wide_area_txt(&txt_input),
         v4,
         v6,
     })

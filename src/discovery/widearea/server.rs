@@ -49,6 +49,16 @@ fn name(labels: &[&str], origin: &Name) -> Result<Name, DnsServerError> {
         .map_err(|e| DnsServerError::Build(e.to_string()))
 }
 
+/// The SRV target: the out-of-zone FQDN if set, else the in-zone host.
+fn srv_target(z: &ZoneSpec, host: &Name) -> Result<Name, DnsServerError> {
+    match &z.srv_target {
+        Some(fqdn) => {
+            Name::from_ascii(format!("{fqdn}.")).map_err(|e| DnsServerError::Build(e.to_string()))
+        }
+        None => Ok(host.clone()),
+    }
+}
+
 /// The zone's records as hickory rrsets.
 pub fn build_records(
     z: &ZoneSpec,
@@ -82,7 +92,7 @@ pub fn build_records(
         Record::from_rdata(
             inst.clone(),
             ZONE_TTL,
-            RData::SRV(SRV::new(0, 0, z.port, host.clone())),
+            RData::SRV(SRV::new(0, 0, z.port, srv_target(z, &host)?)),
         ),
         Record::from_rdata(inst, ZONE_TTL, RData::TXT(txt)),
     ];

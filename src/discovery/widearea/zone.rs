@@ -28,8 +28,11 @@ pub struct ZoneSpec {
     pub instance: String,
     /// Host label (LDH) of the SRV target.
     pub host: String,
-    /// Gateway port.
+    /// SRV port: the gateway port, or the secure route's (443 for Serve).
     pub port: u16,
+    /// SRV target outside the zone (an LDH FQDN, no trailing dot): the MagicDNS name while a
+    /// Serve/Funnel route is the way in; `None` = `<host>.<domain>`.
+    pub srv_target: Option<String>,
     /// TXT pairs in order.
     pub txt: Vec<(String, String)>,
     /// Tailnet IPv4 (required; also `ns1`).
@@ -43,6 +46,22 @@ impl ZoneSpec {
     pub fn instance_owner(&self) -> String {
         format!("{}.{}", self.instance, SERVICE_LABELS.join("."))
     }
+}
+
+/// Whether `name` is a safe absolute SRV target: LDH labels (1–63 bytes, no leading or trailing
+/// `-`), at least two, ≤ 253 bytes — nothing that could break zone-file syntax.
+pub fn ldh_fqdn(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// Escape one TXT character-string for zone-file syntax.
@@ -84,7 +103,11 @@ pub fn render(z: &ZoneSpec, serial: Option<u32>) -> String {
         let _ = writeln!(t, "{} IN AAAA {v6}", z.host);
     }
     let _ = writeln!(t, "{svc} IN PTR {inst}");
-    let _ = writeln!(t, "{inst} IN SRV 0 0 {} {}", z.port, z.host);
+    let target = z
+        .srv_target
+        .as_ref()
+        .map_or_else(|| z.host.clone(), |fqdn| format!("{fqdn}."));
+    let _ = writeln!(t, "{inst} IN SRV 0 0 {} {target}", z.port);
     let strings: Vec<String> = z
         .txt
         .iter()

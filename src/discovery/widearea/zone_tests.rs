@@ -7,6 +7,7 @@ fn spec() -> ZoneSpec {
         instance: "studio-gateway".into(),
         host: "studio".into(),
         port: 18789,
+        srv_target: None,
         txt: vec![
             ("displayName".into(), "Studio \"A\"".into()),
             ("role".into(), "gateway".into()),
@@ -71,4 +72,44 @@ fn rewrites_only_on_content_change() {
     let w3 = write_if_changed(dir.path(), &changed, now + 20).expect("write");
     assert!(w3.changed);
     assert_eq!(w3.serial, 2026112402);
+}
+
+#[test]
+fn a_secure_route_moves_the_srv_to_the_magicdns_name() {
+    let mut z = spec();
+    z.port = 443;
+    z.srv_target = Some("vienna.tail1234.ts.net".into());
+    let text = render(&z, Some(2026120401));
+    assert!(
+        text.contains("studio-gateway._openclaw-gw._tcp IN SRV 0 0 443 vienna.tail1234.ts.net.\n"),
+        "{text}"
+    );
+    let (_, map) = super::super::server::build_records(&z, 1).expect("records");
+    let srv = map
+        .values()
+        .flat_map(|rs| rs.records_without_rrsigs())
+        .find_map(|r| match &r.data {
+            hickory_proto::rr::RData::SRV(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("srv");
+    assert_eq!(srv.port, 443);
+    assert_eq!(srv.target.to_ascii(), "vienna.tail1234.ts.net.");
+}
+
+#[test]
+fn only_ldh_names_may_become_srv_targets() {
+    assert!(ldh_fqdn("vienna.tail1234.ts.net"));
+    for bad in [
+        "vienna",
+        "Vienna.ts.net",
+        "vienna.ts.net.",
+        "-x.ts.net",
+        "a b.ts.net",
+        "x.ts.net\n@ IN NS evil",
+        "a..ts.net",
+        "x_y.ts.net",
+    ] {
+        assert!(!ldh_fqdn(bad), "{bad:?}");
+    }
 }
