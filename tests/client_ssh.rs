@@ -247,6 +247,36 @@ fn connect_reports_step_four_with_the_reference_ssh_options() {
         let pid = c.ssh.pids()[0];
         (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });
+    // The matrix's last row: a dead configured endpoint and an unreachable tailnet name fail
+    // (steps 1 and 3), and the tunnel is taken.
+    let mut cfg = remote(&h);
+    cfg["gateway"]["remote"]["url"] = json!(format!("ws://127.0.0.1:{}", free_port()));
+    let c3 = Client::new(&h, cfg);
+    let (code, v, err) = c3.run(&[
+        "connect",
+        "--no-discover",
+        "--tailnet",
+        "127.0.0.1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{v} {err}");
+    let got: Vec<(u64, &str)> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_u64().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "failed"),
+            (2, "skipped"),
+            (3, "failed"),
+            (3, "failed"),
+            (4, "chosen")
+        ],
+        "{v}"
+    );
     // gateway.mode "remote" + transport "ssh": client commands take the same route.
     let mut cfg = remote(&h);
     cfg["gateway"]["mode"] = json!("remote");

@@ -107,6 +107,41 @@ async fn serve_mode_srv_points_at_the_serve_endpoint_and_it_is_reachable_from_th
             "openclaw gateway health {url}: {}",
             text(&o)
         );
+        // The selection matrix on the tailnet: a dead configured endpoint (step 1) and no
+        // beacon on vienna's LAN (step 2) give way to the tailnet name, secure only (step 3).
+        let cfg = me.path().join("client.json");
+        let dead = format!("ws://127.0.0.1:{}", common::free_port());
+        std::fs::write(
+            &cfg,
+            json!({"gateway": {"remote": {"url": dead}}}).to_string(),
+        )
+        .unwrap();
+        let o = tokio::task::block_in_place(|| {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &v.netns, env!("CARGO_BIN_EXE_clawgate")])
+                .args(["connect", "--tailnet", &fqdn, "--ca-file"])
+                .arg(&v.ca)
+                .arg("--json")
+                .env("HOME", me.path())
+                .env("OPENCLAW_STATE_DIR", me.path().join("state"))
+                .env("OPENCLAW_CONFIG_PATH", &cfg)
+                .output()
+                .unwrap()
+        });
+        let c: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        assert_eq!(c["step"], 3, "{c} {}", text(&o));
+        let outcomes: Vec<&str> = c["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(outcomes, ["failed", "skipped", "chosen"], "{c}");
+        assert_eq!(
+            c["url"],
+            format!("wss://{}", fqdn.trim_end_matches('.')),
+            "{c}"
+        );
         drop(gw);
         vn.stop().await;
     })

@@ -134,7 +134,10 @@ impl Sshd {
     /// Sends `sig` (`-STOP`, `-KILL`, …) to every session process.
     pub fn signal_sessions(&self, sig: &str) {
         for p in self.sessions() {
-            let _ = Command::new("kill").args([sig, &p.to_string()]).status();
+            let _ = Command::new("kill")
+                .args([sig, &p.to_string()])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 
@@ -151,6 +154,7 @@ impl Sshd {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stderr(Stdio::null())
                 .status();
             let _ = c.kill();
             let _ = c.wait();
