@@ -216,6 +216,16 @@ fn readme_first_hour() {
         text(&out.stdout)
     );
 
+    // A wrong token: the error, then the fix that fits a default setup (no gateway.auth.token).
+    let out = run(&cg, h, &["health", "--token", "wrong-token-0123456789"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("AUTH_TOKEN_MISMATCH")
+            && err.contains("hint: on the gateway host `clawgate token`"),
+        "{err}"
+    );
+
     let out = run(&cg, h, &["status"]);
     assert_eq!(out.status.code(), Some(0));
     let human = text(&out.stdout);
@@ -475,9 +485,27 @@ fn logs_follow_rust_log_and_json_mode_is_structured() {
             "Rust Debug in a field: {line}"
         );
     }
+    let banner = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "banner" && v["listen"].is_string())
+        .unwrap_or_else(|| panic!("banner not structured: {text}"));
+    assert_eq!(
+        (
+            banner["auth"].as_str(),
+            banner["token_source"].as_str(),
+            banner["bind"].as_str(),
+            banner["tailscale"].as_str()
+        ),
+        (Some("token"), Some("flag"), Some("loopback"), Some("off")),
+        "{banner}"
+    );
     assert!(
-        text.contains("\"event\":\"banner\""),
-        "banner not structured: {text}"
+        banner["listen"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("ws://127.0.0.1:{}", home.port)),
+        "{banner}"
     );
     assert!(
         !text.contains("open-file limit"),

@@ -162,11 +162,22 @@ fn pairing_request(e: &ClientError) -> Option<&str> {
     }
 }
 
+/// A shared-secret refusal: the wire code (`INVALID_REQUEST` on the reference) or its detail
+/// (`AUTH_TOKEN_MISMATCH`, `AUTH_PASSWORD_MISMATCH`, …) names auth; device-token and pairing
+/// refusals have their own fixes.
+fn auth_code(code: &str, detail: Option<&str>) -> bool {
+    let is_auth = |c: &str| {
+        (c.contains("TOKEN") || c.contains("PASSWORD") || c.starts_with("AUTH"))
+            && !c.contains("DEVICE")
+    };
+    is_auth(code) || detail.is_some_and(is_auth)
+}
+
 /// What to try next for the common failures.
 fn hint(e: &ClientError) -> Option<&'static str> {
     match e {
         ClientError::Connect { .. } => Some("is the gateway running? start it with `clawgate run`"),
-        ClientError::Rejected { code, .. } if code.contains("TOKEN") || code.contains("AUTH") => {
+        ClientError::Rejected { code, detail, .. } if auth_code(code, detail.as_deref()) => {
             Some("on the gateway host `clawgate token` prints the token it uses (generated, or OPENCLAW_GATEWAY_TOKEN / gateway.auth.token when set); pass it with --token")
         }
         _ => None,

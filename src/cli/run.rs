@@ -141,6 +141,9 @@ fn banner(gw: &Gateway, generated: bool) {
         .unwrap_or_default();
     let scheme = if gw.tls.get().is_some() { "wss" } else { "ws" };
     let urls: Vec<String> = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
+    if super::logging::json_logs() {
+        banner_fields(gw, &urls);
+    }
     out!(
         "clawgate {} listening on {}",
         env!("CARGO_PKG_VERSION"),
@@ -182,13 +185,18 @@ fn banner(gw: &Gateway, generated: bool) {
     }
     out!("browser origins: none allowed beyond loopback pages (set gateway.controlUi.allowedOrigins)");
     for f in gw.audit.list() {
-        out!(
-            "audit: {} {}: {} (fix: {})",
-            f.severity.as_str(),
-            f.id,
-            f.message,
-            f.fix
-        );
+        if super::logging::json_logs() {
+            let severity = f.severity.as_str();
+            tracing::warn!(event = %"audit", id = %f.id, severity, fix = %f.fix, "{}", f.message);
+        } else {
+            out!(
+                "audit: {} {}: {} (fix: {})",
+                f.severity.as_str(),
+                f.id,
+                f.message,
+                f.fix
+            );
+        }
     }
     let mode = crate::exposure::mode_name(s.tailscale_mode);
     let bind = serde_json::to_value(s.bind).unwrap_or_default();
@@ -198,6 +206,36 @@ fn banner(gw: &Gateway, generated: bool) {
         None if s.tailscale_mode != crate::config::TailscaleMode::Off => out!("exposure: bind={bind} tailscale={mode} public=wss://<MagicDNS name> (pending; see /readyz)"),
         None => out!("exposure: bind={bind} tailscale={mode}"),
     }
+}
+
+/// The banner's facts as one structured `banner` event (`--log-format json`): what the text
+/// lines say, as fields a log pipeline can match on. Never a secret.
+fn banner_fields(gw: &Gateway, urls: &[String]) {
+    let s = &gw.settings;
+    let name = |v: serde_json::Value| v.as_str().unwrap_or("?").to_string();
+    let auth = name(serde_json::to_value(s.auth.mode).unwrap_or_default());
+    let token_source = match s.token_source {
+        TokenSource::StateDir => "state-dir",
+        TokenSource::Flag => "flag",
+        TokenSource::Env => "env",
+        TokenSource::File => "config",
+        TokenSource::None => "none",
+    };
+    let bind = name(serde_json::to_value(s.bind).unwrap_or_default());
+    let tls = gw.tls.get().map(|t| t.fingerprint()).unwrap_or_default();
+    tracing::info!(
+        event = %"banner",
+        version = %env!("CARGO_PKG_VERSION"),
+        listen = %urls.join(","),
+        auth = %auth,
+        token_source,
+        bind = %bind,
+        tailscale = %crate::exposure::mode_name(s.tailscale_mode),
+        public_url = %gw.exposure.public_url().unwrap_or_default(),
+        tls_sha256 = %tls,
+        audit_findings = gw.audit.list().len(),
+        "gateway started"
+    );
 }
 
 /// SE-1: the new token goes to a terminal only (never into a log event, whatever the log
