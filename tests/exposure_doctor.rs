@@ -51,16 +51,28 @@ fn doctor(cfg: &std::path::Path, home: &std::path::Path) -> (i32, Value) {
 /// A gateway serving through `london` (attached sidecar, mode serve) with exposure ok; returns it
 /// and the temp dir holding its config (`openclaw.json`), which is also doctor's HOME.
 async fn serve_on_london(net: &Testnet) -> (Gateway, tempfile::TempDir) {
+    serve_on_london_by(net, false).await
+}
+
+/// [`serve_on_london`] with serve set in the config, or (`by_flag`) only by `--tailscale serve`
+/// (the README's way), the config naming no mode.
+async fn serve_on_london_by(net: &Testnet, by_flag: bool) -> (Gateway, tempfile::TempDir) {
     let port = common::free_port();
     let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = json!({"gateway": {"port": port, "tailscale": {"mode": "serve", "sidecar": {"attach": net.handshake_file("london")}}}});
+    let mut cfg = json!({"gateway": {"port": port, "tailscale": {"mode": "serve", "sidecar": {"attach": net.handshake_file("london")}}}});
+    if by_flag {
+        cfg["gateway"]["tailscale"]
+            .as_object_mut()
+            .unwrap()
+            .remove("mode");
+    }
     let path = cfg_dir.path().join("openclaw.json");
     std::fs::write(&path, cfg.to_string()).unwrap();
-    let gw = Gateway::start_in(
-        tempfile::tempdir().unwrap(),
-        &["--token", TOKEN, "--config", path.to_str().unwrap()],
-        &[],
-    );
+    let mut args = vec!["--token", TOKEN, "--config", path.to_str().unwrap()];
+    if by_flag {
+        args.extend(["--tailscale", "serve"]);
+    }
+    let gw = Gateway::start_in(tempfile::tempdir().unwrap(), &args, &[]);
     assert_eq!(gw.port, port);
     testnet::wait_exposure(port, "ok", CLAIM).await;
     (gw, cfg_dir)
@@ -132,6 +144,49 @@ async fn doctor_explains_exposure_ownership_and_listeners() {
         assert_eq!(status, 1, "{report}");
         assert_eq!(check(&report, "gateway")["ok"], false, "{report}");
         assert!(check(&report, "gateway")["fix"].is_string(), "{report}");
+        net.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn doctor_reads_serve_set_by_flag_from_the_running_gateway() {
+    common::bounded(BOUND, async {
+        let Some(net) = Testnet::start(&[]).await else {
+            return;
+        };
+        let (gw, cfg_dir) = serve_on_london_by(&net, true).await;
+        let (path, home) = (
+            cfg_dir.path().join("openclaw.json"),
+            cfg_dir.path().to_path_buf(),
+        );
+        let (status, report) = doctor(&path, &home);
+        assert_eq!(status, 0, "no false FAIL: {report}");
+        let failed: Vec<&Value> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .collect();
+        assert!(failed.is_empty(), "{failed:?}");
+        assert!(
+            check(&report, "serve route")["detail"]
+                .as_str()
+                .unwrap()
+                .contains("owned by this clawgate"),
+            "{report}"
+        );
+        let exposure = check(&report, "exposure");
+        let want = format!(
+            "ok: wss://{}",
+            net.node("london").fqdn.trim_end_matches('.')
+        );
+        assert_eq!(
+            exposure["detail"].as_str(),
+            Some(want.as_str()),
+            "the running gateway's exposure, not the file's (no mode there): {report}"
+        );
+        drop(gw);
         net.stop().await;
     })
     .await;
