@@ -345,6 +345,39 @@ fn doctor_on_bind_lan_has_no_false_failure() {
     );
 }
 
+#[test]
+fn doctor_finds_a_gateway_started_on_another_port() {
+    let home = Home::new(json!({}));
+    let cg = Path::new(env!("CARGO_BIN_EXE_clawgate"));
+    let other = free_port().to_string();
+    let gw = Running::start(cg, home.path(), &["--port", &other]);
+    let out = run(cg, home.path(), &["doctor", "--json"]);
+    let report = json_out(&out);
+    let g = check(&report, "gateway");
+    assert_eq!(g["ok"], true, "{report}");
+    let detail = g["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("127.0.0.1:{other}"))
+            && detail.contains(&format!("the config says {}", home.port)),
+        "{detail}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    // SIGKILLed: the record stays behind, but a dead pid is not a running gateway.
+    let mut gw = gw;
+    let _ = gw.child.kill();
+    let _ = gw.child.wait();
+    assert!(home.state().join("clawgate/run.json").exists());
+    let out = run(cg, home.path(), &["doctor", "--json"]);
+    let report = json_out(&out);
+    assert_eq!(check(&report, "gateway")["ok"], false, "{report}");
+    assert_eq!(out.status.code(), Some(1));
+    // A clean stop removes it.
+    let gw = Running::start(cg, home.path(), &["--port", &other]);
+    assert!(home.state().join("clawgate/run.json").exists());
+    gw.stop();
+    assert!(!home.state().join("clawgate/run.json").exists());
+}
+
 /// Runs `args` with stdout a pipe whose reader is already closed (every write is EPIPE).
 fn with_closed_stdout(home: &Home, args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();

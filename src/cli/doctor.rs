@@ -56,13 +56,29 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<i32> {
     };
     checks.push(config_check(&settings));
     let tls = crate::tls::TlsSettings::from_settings(&settings);
-    let ready = fetch_readyz(settings.port, tls.as_ref()).await;
+    let configured_port = settings.port;
+    let mut ready = fetch_readyz(settings.port, tls.as_ref()).await;
+    if ready.is_none() {
+        // A gateway on this state dir started with another --port: ask it where it said it is.
+        if let Some(info) = super::runfile::read_live(&settings.paths.state_dir) {
+            if info.port != settings.port {
+                ready = fetch_readyz(info.port, tls.as_ref()).await;
+                if ready.is_some() {
+                    settings.port = info.port;
+                }
+            }
+        }
+    }
     let source = live_overrides(&mut settings, ready.as_ref());
     checks.push(auth_check(&settings));
     if let Some(c) = super::tls_cmds::doctor_check(tls.as_ref(), ready.as_ref()) {
         checks.push(c);
     }
     checks.push(match &ready {
+        Some(_) if settings.port != configured_port => pass(
+            "gateway",
+            format!("running on 127.0.0.1:{} (its --port; the config says {configured_port}, found through {}); the checks below use its live state", settings.port, super::runfile::path(&settings.paths.state_dir).display()),
+        ),
         Some(_) => pass(
             "gateway",
             format!("running: /readyz answered on 127.0.0.1:{}; the checks below use its live state", settings.port),

@@ -13,6 +13,7 @@ pub mod out;
 pub mod pairing_cmds;
 pub mod pins_cmd;
 pub mod run;
+pub mod runfile;
 pub mod status_view;
 pub mod target;
 pub mod tls_cmds;

@@ -83,10 +83,15 @@ pub async fn run(a: RunArgs) -> anyhow::Result<i32> {
     // Handlers first: the banner tells supervisors (and tests) the gateway is up, and a SIGTERM
     // right after it must drain, not kill.
     let signals = Signals::install();
+    // Recorded before the banner: whoever reacts to the banner finds the record.
+    if let Some(port) = loopback_port(&gw) {
+        super::runfile::write(&gw.settings.paths.state_dir, port);
+    }
     banner(&gw, generated);
     ready_event(&gw);
     signals.wait().await;
     tracing::info!("shutting down: notifying clients and draining");
+    super::runfile::remove(&gw.settings.paths.state_dir);
     gw.shutdown().await;
     exposure.shutdown().await;
     Ok(0)
@@ -102,6 +107,15 @@ fn start_tls(s: &Settings) -> anyhow::Result<Option<crate::tls::server::TlsServe
     let server = crate::tls::server::TlsServer::start(t, &names)
         .context("gateway.tls is enabled but no usable certificate")?;
     Ok(Some(server))
+}
+
+/// The port the gateway answers on at 127.0.0.1 (its loopback or wildcard listener).
+fn loopback_port(gw: &Gateway) -> Option<u16> {
+    let addrs = gw.listen_addrs.lock().ok()?.clone();
+    addrs
+        .iter()
+        .find(|a| a.ip().is_loopback() || a.ip().is_unspecified())
+        .map(|a| a.port())
 }
 
 /// The structured `ready` event (both log formats): listen URLs, version, device id.
