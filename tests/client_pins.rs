@@ -127,6 +127,11 @@ fn first_use_needs_confirmation_and_a_changed_certificate_fails_closed() {
     let p = pins(home);
     assert_eq!(p["pins"][&key]["sha256"], fp1.as_str(), "{p}");
     assert_eq!(p["pins"][&key]["confirmed"], "flag", "{p}");
+    assert_eq!(
+        p["pins"][&key]["spkiSha256"].as_str().map(str::len),
+        Some(64),
+        "the key is pinned too: {p}"
+    );
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
         std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
@@ -135,11 +140,29 @@ fn first_use_needs_confirmation_and_a_changed_certificate_fails_closed() {
     let o = health(home, &url, &[]);
     assert!(o.status.success(), "the stored pin is used: {}", text(&o));
 
-    let fp2 = on_gateway(&gw, &["tls", "rotate", "--json"])["new"]
+    // A re-issue that keeps the key (plain `tls rotate`): the SPKI pin still holds (TLS-3).
+    let fp_same_key = on_gateway(&gw, &["tls", "rotate", "--json"])["new"]
         .as_str()
         .unwrap()
         .to_string();
-    let t = wait_for("the rotated certificate to be refused", 20, || {
+    assert_ne!(fp_same_key, fp1);
+    let fresh = tempfile::tempdir().unwrap();
+    wait_for("the re-issued certificate to be served", 20, || {
+        let o = health(fresh.path(), &url, &["--tls-fingerprint", &fp_same_key]);
+        o.status.success().then_some(())
+    });
+    let o = health(home, &url, &[]);
+    assert!(
+        o.status.success(),
+        "same key, new leaf: the SPKI pin accepts it: {}",
+        text(&o)
+    );
+    // A new key: refused, showing the confirmed and the presented fingerprints.
+    let fp2 = on_gateway(&gw, &["tls", "rotate", "--new-key", "--json"])["new"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = wait_for("the new-key certificate to be refused", 20, || {
         let o = health(home, &url, &[]);
         (!o.status.success()).then(|| text(&o))
     });

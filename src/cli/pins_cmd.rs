@@ -53,7 +53,12 @@ pub fn run(c: PinsCmd) -> anyhow::Result<i32> {
                 crate::outln!("no stored pins");
             } else {
                 for (k, p) in &pins {
-                    crate::outln!("{k}  sha256 {}  ({:?})", p.sha256, p.confirmed);
+                    let key = p
+                        .spki_sha256
+                        .as_deref()
+                        .map(|k| format!("  key sha256 {k}"))
+                        .unwrap_or_default();
+                    crate::outln!("{k}  sha256 {}{key}  ({:?})", p.sha256, p.confirmed);
                 }
             }
             Ok(0)

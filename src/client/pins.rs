@@ -127,21 +127,31 @@ pub async fn open_stream(url: &str, opts: &TlsOpts) -> Result<Box<dyn Io>, OpenE
         None
     };
     let with_roots = roots.is_some();
-    match crate::tls::client::open_stream_seen(url, &pins, server_name, roots).await {
+    let spki: Vec<String> = stored
+        .iter()
+        .filter_map(|p| p.spki_sha256.clone())
+        .collect();
+    let with = crate::tls::client::Trust {
+        pins: &pins,
+        spki: &spki,
+        roots,
+    };
+    match crate::tls::client::open_stream_seen(url, &with, server_name).await {
         Ok((io, seen)) => {
             // Accepted by the --trust-fingerprint pin alone (not an explicit one): store it.
-            if let (None, Some(t)) = (&stored, &trust) {
-                if seen.as_ref() == Some(t) && !opts.pins().contains(t) {
-                    pinstore::add(&store, &key, t, Confirmed::Flag)
+            if let (None, Some(t), Some(seen)) = (&stored, &trust, &seen) {
+                if &seen.sha256 == t && !opts.pins().contains(t) {
+                    pinstore::add(&store, &key, seen, Confirmed::Flag)
                         .map_err(|e| untrusted(e.to_string()))?;
                 }
             }
             Ok(io)
         }
         Err(StreamError::Untrusted {
-            presented: Some(fp),
+            presented: Some(cert),
             err,
         }) => {
+            let fp = cert.sha256.clone();
             let why = Refusal {
                 key: &key,
                 presented: &fp,
@@ -150,7 +160,7 @@ pub async fn open_stream(url: &str, opts: &TlsOpts) -> Result<Box<dyn Io>, OpenE
                 trust: trust.as_deref(),
             };
             if why.may_prompt() && opts.prompt && confirm(&key, &fp).await {
-                pinstore::add(&store, &key, &fp, Confirmed::Prompt)
+                pinstore::add(&store, &key, &cert, Confirmed::Prompt)
                     .map_err(|e| untrusted(e.to_string()))?;
                 pins.push(fp);
                 return Ok(crate::tls::client::open_stream(url, &pins, server_name).await?);

@@ -40,8 +40,12 @@ pub enum Confirmed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pin {
-    /// Leaf SHA-256, 64 lower-case hex.
+    /// Leaf SHA-256, 64 lower-case hex (the certificate that was confirmed).
     pub sha256: String,
+    /// SHA-256 of its public key (SPKI): a re-issued certificate with the same key still
+    /// matches (threats.md TLS-3). Absent in pins stored before it was recorded (leaf only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spki_sha256: Option<String>,
     pub confirmed: Confirmed,
     pub stored_at_ms: i64,
 }
@@ -85,10 +89,11 @@ pub fn load(state_dir: &Path) -> Result<BTreeMap<String, Pin>, PinStoreError> {
             f.version
         )));
     }
+    let hex = |h: &str| crate::tls::client::normalize(h).as_deref() == Some(h);
     if let Some((k, _)) = f
         .pins
         .iter()
-        .find(|(_, v)| crate::tls::client::normalize(&v.sha256).as_deref() != Some(&v.sha256))
+        .find(|(_, v)| !hex(&v.sha256) || v.spki_sha256.as_deref().is_some_and(|s| !hex(s)))
     {
         return Err(corrupt(format!("pin for {k} is not 64 lower-case hex")));
     }
@@ -119,7 +124,7 @@ fn store(state_dir: &Path, pins: BTreeMap<String, Pin>) -> Result<(), PinStoreEr
 pub fn add(
     state_dir: &Path,
     key: &str,
-    sha256: &str,
+    seen: &crate::tls::client::SeenCert,
     confirmed: Confirmed,
 ) -> Result<bool, PinStoreError> {
     let mut pins = load(state_dir)?;
@@ -127,7 +132,8 @@ pub fn add(
         return Ok(false);
     }
     let pin = Pin {
-        sha256: sha256.to_string(),
+        sha256: seen.sha256.clone(),
+        spki_sha256: seen.spki_sha256.clone(),
         confirmed,
         stored_at_ms: crate::util::now_ms(),
     };
@@ -152,17 +158,28 @@ mod tests {
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
+    fn seen(leaf: &str) -> crate::tls::client::SeenCert {
+        crate::tls::client::SeenCert {
+            sha256: leaf.into(),
+            spki_sha256: Some("cc".repeat(32)),
+        }
+    }
+
     #[test]
     fn a_stored_pin_is_kept_until_forgotten() {
         let d = tempfile::tempdir().unwrap();
         let k = endpoint_key("Vienna.TS.net", 443);
         assert_eq!(k, "vienna.ts.net:443");
-        assert!(add(d.path(), &k, A, Confirmed::Flag).unwrap());
+        assert!(add(d.path(), &k, &seen(A), Confirmed::Flag).unwrap());
         assert!(
-            !add(d.path(), &k, B, Confirmed::Prompt).unwrap(),
+            !add(d.path(), &k, &seen(B), Confirmed::Prompt).unwrap(),
             "never replaced"
         );
-        assert_eq!(get(d.path(), &k).unwrap().unwrap().sha256, A);
+        let pin = get(d.path(), &k).unwrap().unwrap();
+        assert_eq!(
+            (pin.sha256.as_str(), pin.spki_sha256),
+            (A, Some("cc".repeat(32)))
+        );
         assert!(forget(d.path(), &k).unwrap());
         assert!(get(d.path(), &k).unwrap().is_none());
         assert!(!forget(d.path(), &k).unwrap());
@@ -179,9 +196,14 @@ mod tests {
             r#"{"version":1,"pins":{"h:1":{"sha256":"zz","confirmed":"flag","storedAtMs":1}}}"#;
         std::fs::write(&p, bad).unwrap();
         assert!(matches!(
-            add(d.path(), "x:1", A, Confirmed::Flag),
+            add(d.path(), "x:1", &seen(A), Confirmed::Flag),
             Err(PinStoreError::Corrupt { .. })
         ));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), bad, "kept as it was");
+        let bad_spki = format!(
+            r#"{{"version":1,"pins":{{"h:1":{{"sha256":"{A}","spkiSha256":"XY","confirmed":"flag","storedAtMs":1}}}}}}"#
+        );
+        std::fs::write(&p, bad_spki).unwrap();
+        assert!(matches!(load(d.path()), Err(PinStoreError::Corrupt { .. })));
     }
 }

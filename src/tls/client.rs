@@ -34,14 +34,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// A client WebSocket over TCP or TLS.
 pub type ClientWs = WebSocketStream<Box<dyn Io>>;
 
-/// The leaf fingerprint a server presented, recorded by [`PinnedLeaf`] (accepted or not).
-pub type Presented = Arc<std::sync::Mutex<Option<String>>>;
+/// What a server presented, recorded by [`PinnedLeaf`] (accepted or not).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenCert {
+    /// Leaf SHA-256.
+    pub sha256: String,
+    /// SubjectPublicKeyInfo SHA-256 (`None` if the leaf does not parse).
+    pub spki_sha256: Option<String>,
+}
+
+/// The slot [`PinnedLeaf`] records into.
+pub type Presented = Arc<std::sync::Mutex<Option<SeenCert>>>;
 
 /// Accepts exactly the leaves whose fingerprint is pinned — or, when given roots, a chain that
 /// verifies against them with the host name (public certificates, no pin needed).
 #[derive(Debug)]
 pub struct PinnedLeaf {
     pins: Vec<String>,
+    /// SPKI pins: a re-issued leaf with the same key is the same endpoint (threats.md TLS-3).
+    spki_pins: Vec<String>,
     algs: WebPkiSupportedAlgorithms,
     presented: Presented,
     roots: Option<Arc<dyn ServerCertVerifier>>,
@@ -57,10 +68,17 @@ impl PinnedLeaf {
     pub fn recording(pins: &[String], presented: Presented) -> Self {
         PinnedLeaf {
             pins: pins.iter().filter_map(|p| normalize(p)).collect(),
+            spki_pins: Vec::new(),
             algs: provider().signature_verification_algorithms,
             presented,
             roots: None,
         }
+    }
+
+    /// Also accepts leaves whose public key matches one of `spki` (SHA-256 of the SPKI).
+    pub fn with_spki(mut self, spki: &[String]) -> Self {
+        self.spki_pins = spki.iter().filter_map(|p| normalize(p)).collect();
+        self
     }
 
     /// Also accepts a chain that verifies against `roots` for the server name.
@@ -137,10 +155,15 @@ impl ServerCertVerifier for PinnedLeaf {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let fp = fingerprint(end_entity);
+        let spki = crate::tls::spki_fingerprint(end_entity);
         if let Ok(mut seen) = self.presented.lock() {
-            *seen = Some(fp.clone());
+            *seen = Some(SeenCert {
+                sha256: fp.clone(),
+                spki_sha256: spki.clone(),
+            });
         }
-        if self.pins.contains(&fp) {
+        let key_pinned = spki.is_some_and(|k| self.spki_pins.contains(&k));
+        if self.pins.contains(&fp) || key_pinned {
             return Ok(ServerCertVerified::assertion());
         }
         if let Some(roots) = &self.roots {
@@ -214,8 +237,8 @@ pub enum StreamError {
     #[error("{err}")]
     Untrusted {
         err: std::io::Error,
-        /// The leaf fingerprint the server presented.
-        presented: Option<String>,
+        /// What the server presented.
+        presented: Option<SeenCert>,
     },
 }
 
@@ -257,17 +280,30 @@ pub async fn open_stream(
     pins: &[String],
     server_name: Option<&str>,
 ) -> Result<Box<dyn Io>, StreamError> {
-    Ok(open_stream_seen(url, pins, server_name, None).await?.0)
+    let trust = Trust {
+        pins,
+        ..Default::default()
+    };
+    Ok(open_stream_seen(url, &trust, server_name).await?.0)
 }
 
-/// [`open_stream`], also accepting chains that verify against `roots`, and returning the
-/// fingerprint the server presented (`None` for `ws://`).
+/// What [`open_stream_seen`] accepts.
+#[derive(Debug, Default)]
+pub struct Trust<'a> {
+    /// Leaf fingerprints.
+    pub pins: &'a [String],
+    /// SPKI fingerprints.
+    pub spki: &'a [String],
+    /// Roots a chain may verify against for the server name.
+    pub roots: Option<Arc<RootCertStore>>,
+}
+
+/// [`open_stream`] under `trust`, returning what the server presented (`None` for `ws://`).
 pub async fn open_stream_seen(
     url: &str,
-    pins: &[String],
+    trust: &Trust<'_>,
     server_name: Option<&str>,
-    roots: Option<Arc<RootCertStore>>,
-) -> Result<(Box<dyn Io>, Option<String>), StreamError> {
+) -> Result<(Box<dyn Io>, Option<SeenCert>), StreamError> {
     use tokio_tungstenite::tungstenite::error::UrlError;
     let uri = url
         .into_client_request()
@@ -299,8 +335,8 @@ pub async fn open_stream_seen(
     }
     let other = |e: String| StreamError::Handshake(std::io::Error::other(e));
     let seen = Presented::default();
-    let mut verifier = PinnedLeaf::recording(pins, seen.clone());
-    if let Some(r) = roots {
+    let mut verifier = PinnedLeaf::recording(trust.pins, seen.clone()).with_spki(trust.spki);
+    if let Some(r) = trust.roots.clone() {
         verifier = verifier.with_roots(r).map_err(other)?;
     }
     let cfg = recording_config(verifier, &[b"http/1.1"]).map_err(|e| other(e.to_string()))?;
@@ -319,7 +355,7 @@ pub async fn open_stream_seen(
     }
 }
 
-fn presented(seen: &Presented) -> Option<String> {
+fn presented(seen: &Presented) -> Option<SeenCert> {
     seen.lock().ok().and_then(|s| s.clone())
 }
 

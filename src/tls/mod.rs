@@ -127,6 +127,13 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
+/// SHA-256 of a certificate's SubjectPublicKeyInfo (64 lowercase hex): stable across a re-issue
+/// that keeps the key (threats.md TLS-3). `None` when the DER does not parse.
+pub fn spki_fingerprint(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(hex::encode(Sha256::digest(cert.public_key().raw)))
+}
+
 /// The process-wide crypto provider (ring).
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
