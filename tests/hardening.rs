@@ -364,3 +364,46 @@ async fn audit_findings_reach_banner_readyz_status_and_doctor() {
     })
     .await
 }
+
+/// EX-4: a gateway bound to a globally routable address says so as a critical finding. The
+/// address is assigned only inside a namespace made here; no packet leaves it.
+#[test]
+fn a_listener_on_a_public_address_is_a_critical_finding() {
+    if !common::netns::available() {
+        return;
+    }
+    let net = common::netns::Netns::new();
+    let public = "9.9.9.9";
+    let st = net
+        .exec("ip")
+        .args(["addr", "add", &format!("{public}/32"), "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let home = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("openclaw.json");
+    let bind = format!(r#"{{ gateway: {{ bind: "custom", customBindHost: "{public}" }} }}"#);
+    std::fs::write(&cfg, bind).unwrap();
+    let mut child = net
+        .exec(env!("CARGO_BIN_EXE_clawgate"))
+        .args(["run", "--port", "0", "--token", common::TOKEN, "--config"])
+        .arg(&cfg)
+        .env("HOME", home.path())
+        .env("OPENCLAW_STATE_DIR", home.path().join("state"))
+        .env("OPENCLAW_DISABLE_BONJOUR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let banner = banner_of(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = banner
+        .iter()
+        .find(|l| l.contains("public-listener"))
+        .unwrap_or_else(|| panic!("no public-listener finding: {banner:?}"));
+    assert!(
+        line.starts_with("audit: critical public-listener") && line.contains(public),
+        "{line}"
+    );
+}
