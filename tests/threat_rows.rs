@@ -329,6 +329,64 @@ async fn loopback_answers_on_ipv4_and_ipv6() {
     .await
 }
 
+/// TN-5, the client side: when this host's IPv4 loopback does not answer (here: 127.0.0.1 removed
+/// from `lo` in a namespace after the gateway bound it), `clawgate health` without `--url` finds the
+/// gateway on `[::1]`.
+#[test]
+fn the_cli_falls_back_to_the_ipv6_loopback() {
+    if !common::netns::available() {
+        return;
+    }
+    let net = common::netns::Netns::new();
+    let home = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let cfg = home.path().join("openclaw.json");
+    std::fs::write(&cfg, json!({"gateway": {"port": port}}).to_string()).unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = net.exec(env!("CARGO_BIN_EXE_clawgate"));
+        c.args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("HOME", home.path())
+            .env("OPENCLAW_STATE_DIR", home.path().join("state"))
+            .env("OPENCLAW_DISABLE_BONJOUR", "1")
+            .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+            .env_remove("OPENCLAW_GATEWAY_URL");
+        c
+    };
+    let mut gw = cmd(&["run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(gw.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    if !first.contains("[::1]") {
+        let _ = gw.kill();
+        eprintln!("note: no IPv6 loopback here; skipped ({first})");
+        return;
+    }
+    let st = net
+        .exec("ip")
+        .args(["addr", "del", "127.0.0.1/8", "dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = cmd(&["health", "--json"]).output().unwrap();
+    let _ = gw.kill();
+    let _ = gw.wait();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    assert!(
+        o.status.success() && v["ok"] == true,
+        "{v} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[tokio::test]
 async fn forwarded_values_never_choose_the_rate_limit_bucket() {
     bounded(LIMIT, async {

@@ -191,8 +191,7 @@ fn local(a: &TargetArgs, timeout: Duration) -> anyhow::Result<Result<Resolved, S
         .or(s.auth.password.clone());
     let tls = crate::tls::TlsSettings::from_settings(&s);
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let url = config::process_env(config::env::URL)
-        .unwrap_or_else(|| format!("{scheme}://127.0.0.1:{}", s.port));
+    let url = config::process_env(config::env::URL).unwrap_or_else(|| loopback_url(scheme, s.port));
     let pins = tls.iter().filter_map(super::client_cmds::own_pin).collect();
     let device = device_for(&url, s.paths.state_dir.clone());
     Ok(Ok(Resolved::direct(Target {
@@ -203,6 +202,22 @@ fn local(a: &TargetArgs, timeout: Duration) -> anyhow::Result<Result<Resolved, S
         tls: tls_opts(&a.tls, pins, &s.paths.state_dir),
         device,
     })))
+}
+
+/// How long the IPv4 loopback gets to accept before `[::1]` is tried.
+const LOOPBACK_PROBE: Duration = Duration::from_millis(300);
+
+/// This host's gateway: `127.0.0.1`, or `[::1]` when only the IPv6 loopback answers (a host or
+/// namespace without a working IPv4 loopback; threats.md TN-5).
+fn loopback_url(scheme: &str, port: u16) -> String {
+    use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+    let v4 = SocketAddr::from(([127, 0, 0, 1], port));
+    let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+    let answers = |a: &SocketAddr| TcpStream::connect_timeout(a, LOOPBACK_PROBE).is_ok();
+    if !answers(&v4) && answers(&v6) {
+        return format!("{scheme}://[::1]:{port}");
+    }
+    format!("{scheme}://127.0.0.1:{port}")
 }
 
 #[cfg(test)]
