@@ -367,6 +367,7 @@ fn the_cli_falls_back_to_the_ipv6_loopback() {
     .unwrap();
     if !first.contains("[::1]") {
         let _ = gw.kill();
+        let _ = gw.wait();
         eprintln!("note: no IPv6 loopback here; skipped ({first})");
         return;
     }
