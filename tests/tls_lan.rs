@@ -405,6 +405,13 @@ fn a_discovered_gateway_is_trusted_only_once_confirmed_and_a_rogue_beacon_never_
         );
         (o.status.success(), t)
     };
+    // The selection matrix's first row: a configured endpoint that is down gives way to discovery.
+    std::fs::create_dir_all(laptop.path().join("state")).unwrap();
+    let dead = format!(
+        r#"{{ gateway: {{ remote: {{ url: "ws://10.84.0.1:{}" }} }} }}"#,
+        p + 1
+    );
+    std::fs::write(laptop.path().join("state/openclaw.json"), dead).unwrap();
     let cfg = r#"{ bind: "lan", tls: { enabled: true } }"#;
     let real = TlsGw::start(&net, 0, cfg, p);
     let fp = real.fingerprint();
@@ -419,6 +426,13 @@ fn a_discovered_gateway_is_trusted_only_once_confirmed_and_a_rogue_beacon_never_
     let (ok, t) = connect(&["--trust-fingerprint", &fp]);
     assert!(ok, "confirmed: {t}");
     assert!(std::fs::read_to_string(&pins).unwrap().contains(&fp));
+    let v: serde_json::Value = serde_json::from_str(t.lines().next().unwrap()).unwrap();
+    assert_eq!(v["step"], 2, "{v}");
+    assert_eq!(
+        (&v["steps"][0]["step"], &v["steps"][0]["outcome"]),
+        (&serde_json::json!(1), &serde_json::json!("failed")),
+        "the dead configured endpoint was tried first: {v}"
+    );
 
     drop(real);
     let rogue = TlsGw::start(&net, 0, cfg, p);
