@@ -166,6 +166,9 @@ pub async fn run(c: ConnectArgs) -> anyhow::Result<i32> {
             route.step,
             crate::client::select::NAMES[usize::from(route.step - 1)]
         );
+        if route.tunnel.is_some() {
+            crate::errln!("note: the SSH tunnel closes when this command exits; keep it up for other clients with --forward");
+        }
     }
     if let Some(t) = route.tunnel {
         t.close().await;
