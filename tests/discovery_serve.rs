@@ -31,6 +31,35 @@ fn srv(zone: &str) -> Option<(u16, String)> {
     Some((f.get(5)?.parse().ok()?, f.get(6)?.to_string()))
 }
 
+/// `clawgate connect <args> --ca-file <harness CA> --json` in vienna's namespace, with its own
+/// client state in `home` and `config` as its config file (none: no config).
+fn connect_on_vienna(
+    v: &common::vienna::Vienna,
+    home: &std::path::Path,
+    args: &[&str],
+    config: Option<&std::path::Path>,
+) -> std::process::Output {
+    let mut c = std::process::Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &v.netns,
+        env!("CARGO_BIN_EXE_clawgate"),
+        "connect",
+    ])
+    .args(args)
+    .arg("--ca-file")
+    .arg(&v.ca)
+    .arg("--json")
+    .env("HOME", home)
+    .env("OPENCLAW_STATE_DIR", home.join("state"));
+    match config {
+        Some(p) => c.env("OPENCLAW_CONFIG_PATH", p),
+        None => c.env_remove("OPENCLAW_CONFIG_PATH"),
+    };
+    tokio::task::block_in_place(|| c.output().unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_mode_srv_points_at_the_serve_endpoint_and_it_is_reachable_from_the_tailnet() {
     let Some(dir) = peer_dir() else { return };
@@ -76,18 +105,7 @@ async fn serve_mode_srv_points_at_the_serve_endpoint_and_it_is_reachable_from_th
         let url = format!("wss://{}:{port}", target.trim_end_matches('.'));
         let v = vn.programs(dir, &fqdn);
         let me = tempfile::tempdir().unwrap();
-        let o = tokio::task::block_in_place(|| {
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &v.netns, env!("CARGO_BIN_EXE_clawgate")])
-                .args(["connect", "--url", &url, "--ca-file"])
-                .arg(&v.ca)
-                .arg("--json")
-                .env("HOME", me.path())
-                .env("OPENCLAW_STATE_DIR", me.path().join("state"))
-                .env_remove("OPENCLAW_CONFIG_PATH")
-                .output()
-                .unwrap()
-        });
+        let o = connect_on_vienna(&v, me.path(), &["--url", &url], None);
         let c: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
         assert_eq!(c["ok"], true, "clawgate connect {url}: {c} {}", text(&o));
         assert!(
@@ -116,18 +134,7 @@ async fn serve_mode_srv_points_at_the_serve_endpoint_and_it_is_reachable_from_th
             json!({"gateway": {"remote": {"url": dead}}}).to_string(),
         )
         .unwrap();
-        let o = tokio::task::block_in_place(|| {
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &v.netns, env!("CARGO_BIN_EXE_clawgate")])
-                .args(["connect", "--tailnet", &fqdn, "--ca-file"])
-                .arg(&v.ca)
-                .arg("--json")
-                .env("HOME", me.path())
-                .env("OPENCLAW_STATE_DIR", me.path().join("state"))
-                .env("OPENCLAW_CONFIG_PATH", &cfg)
-                .output()
-                .unwrap()
-        });
+        let o = connect_on_vienna(&v, me.path(), &["--tailnet", &fqdn], Some(&cfg));
         let c: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
         assert_eq!(c["step"], 3, "{c} {}", text(&o));
         let outcomes: Vec<&str> = c["steps"]

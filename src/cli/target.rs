@@ -84,7 +84,7 @@ pub async fn resolve(a: &TargetArgs) -> anyhow::Result<Result<Resolved, String>>
     if rs.mode_remote {
         return remote(a, &rs, timeout).await;
     }
-    local(a, timeout)
+    local(a, timeout).await
 }
 
 fn explicit(
@@ -170,7 +170,7 @@ async fn remote(
     }))
 }
 
-fn local(a: &TargetArgs, timeout: Duration) -> anyhow::Result<Result<Resolved, String>> {
+async fn local(a: &TargetArgs, timeout: Duration) -> anyhow::Result<Result<Resolved, String>> {
     let s = config::load(
         &Overrides {
             config: a.config.clone(),
@@ -191,7 +191,10 @@ fn local(a: &TargetArgs, timeout: Duration) -> anyhow::Result<Result<Resolved, S
         .or(s.auth.password.clone());
     let tls = crate::tls::TlsSettings::from_settings(&s);
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let url = config::process_env(config::env::URL).unwrap_or_else(|| loopback_url(scheme, s.port));
+    let url = match config::process_env(config::env::URL) {
+        Some(u) => u,
+        None => loopback_url(scheme, s.port).await,
+    };
     let pins = tls.iter().filter_map(super::client_cmds::own_pin).collect();
     let device = device_for(&url, s.paths.state_dir.clone());
     Ok(Ok(Resolved::direct(Target {
@@ -209,12 +212,15 @@ const LOOPBACK_PROBE: Duration = Duration::from_millis(300);
 
 /// This host's gateway: `127.0.0.1`, or `[::1]` when only the IPv6 loopback answers (a host or
 /// namespace without a working IPv4 loopback; threats.md TN-5).
-fn loopback_url(scheme: &str, port: u16) -> String {
-    use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+async fn loopback_url(scheme: &str, port: u16) -> String {
+    use std::net::{Ipv6Addr, SocketAddr};
+    let answers = |a: SocketAddr| async move {
+        let c = tokio::time::timeout(LOOPBACK_PROBE, tokio::net::TcpStream::connect(a)).await;
+        matches!(c, Ok(Ok(_)))
+    };
     let v4 = SocketAddr::from(([127, 0, 0, 1], port));
     let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
-    let answers = |a: &SocketAddr| TcpStream::connect_timeout(a, LOOPBACK_PROBE).is_ok();
-    if !answers(&v4) && answers(&v6) {
+    if !answers(v4).await && answers(v6).await {
         return format!("{scheme}://[::1]:{port}");
     }
     format!("{scheme}://127.0.0.1:{port}")
